@@ -1,0 +1,254 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"example.com/filebatch/upstream"
+)
+
+// Domain is the ErrorInfo domain of errors that the service raises itself.
+// Errors the upstream returned carry the upstream's host instead.
+const Domain = "filebatch"
+
+// ErrorInfo reasons of errors that the service raises itself.
+const (
+	ReasonInvalidArgument     = "invalid_argument"
+	ReasonUnauthenticated     = "unauthenticated"
+	ReasonConcurrencyLimit    = "concurrency_limit"
+	ReasonUpstreamUnreachable = "upstream_unreachable"
+	ReasonInvalidResponse     = "invalid_upstream_response"
+	ReasonUpstreamError       = "upstream_error"
+	ReasonDeadlineExceeded    = "deadline_exceeded"
+	ReasonCanceled            = "canceled"
+)
+
+// ErrorInfo metadata keys. The REST façade uses them to rebuild the OpenAI
+// error envelope and its HTTP status.
+const (
+	MetadataHTTPStatus = "http_status"
+	MetadataType       = "type"
+	MetadataParam      = "param"
+	MetadataCode       = "code"
+)
+
+// fieldError is an invalid request field.
+type fieldError struct {
+	field       string
+	description string
+}
+
+func invalidFieldStatus(fe *fieldError) error {
+	st := status.New(codes.InvalidArgument, "invalid "+fe.field+": "+fe.description)
+	return withDetails(st,
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: fe.field, Description: fe.description},
+		}},
+		&errdetails.ErrorInfo{Reason: ReasonInvalidArgument, Domain: Domain, Metadata: map[string]string{
+			MetadataType:  "invalid_request_error",
+			MetadataParam: fe.field,
+		}},
+	)
+}
+
+func unauthenticatedStatus(message string) error {
+	st := status.New(codes.Unauthenticated, message)
+	return withDetails(st, &errdetails.ErrorInfo{Reason: ReasonUnauthenticated, Domain: Domain, Metadata: map[string]string{
+		MetadataType: "invalid_request_error",
+	}})
+}
+
+func concurrencyLimitStatus(size int, wait time.Duration) error {
+	st := status.New(codes.ResourceExhausted, "too many concurrent calls: all "+strconv.Itoa(size)+
+		" upstream slots stayed busy for "+wait.String()+"; retry later")
+	return withDetails(st,
+		&errdetails.ErrorInfo{Reason: ReasonConcurrencyLimit, Domain: Domain, Metadata: map[string]string{
+			MetadataHTTPStatus: "503",
+			MetadataType:       "server_error",
+		}},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)},
+	)
+}
+
+// contextStatus maps the end of the call's context. The default upstream
+// timeout also ends in DeadlineExceeded.
+func contextStatus(err error) error {
+	if errors.Is(err, context.Canceled) {
+		st := status.New(codes.Canceled, "the call was canceled before the upstream answered")
+		return withDetails(st, &errdetails.ErrorInfo{Reason: ReasonCanceled, Domain: Domain})
+	}
+	st := status.New(codes.DeadlineExceeded, "deadline exceeded before the upstream answered")
+	return withDetails(st, &errdetails.ErrorInfo{Reason: ReasonDeadlineExceeded, Domain: Domain, Metadata: map[string]string{
+		MetadataType: "timeout",
+	}})
+}
+
+// codeForHTTPStatus maps an upstream HTTP status to the gRPC code callers
+// receive. It is not the inverse of the façade's code-to-HTTP table, which
+// is why the façade carries the upstream status in ErrorInfo metadata.
+func codeForHTTPStatus(httpStatus int) codes.Code {
+	switch httpStatus {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return codes.InvalidArgument
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusConflict:
+		return codes.Aborted
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusInternalServerError:
+		return codes.Internal
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return codes.Unavailable
+	}
+	switch {
+	case httpStatus >= 400 && httpStatus < 500:
+		// The request was wrong in a way the caller must fix first.
+		return codes.FailedPrecondition
+	case httpStatus >= 500:
+		return codes.Internal
+	default:
+		// 1xx and 3xx are not answers this API sends.
+		return codes.Unavailable
+	}
+}
+
+// upstreamStatus converts an error from the upstream client into the status
+// the caller receives. secret, when not empty, is removed from every text
+// that came from the upstream.
+func (s *Server) upstreamStatus(err error, secret string) error {
+	var statusErr *upstream.Error
+	var connErr *upstream.ConnError
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return contextStatus(err)
+	case errors.As(err, &statusErr):
+		return s.httpErrorStatus(statusErr, secret)
+	case errors.As(err, &connErr):
+		st := status.New(codes.Unavailable, "upstream unreachable: "+redact(connErr.Err.Error(), secret))
+		return withDetails(st, &errdetails.ErrorInfo{Reason: ReasonUpstreamUnreachable, Domain: Domain, Metadata: map[string]string{
+			MetadataHTTPStatus: "502",
+			MetadataType:       "server_error",
+		}}, retryInfo(connErr.RetryAfter))
+	default:
+		st := status.New(codes.Internal, "internal error")
+		return st.Err()
+	}
+}
+
+func (s *Server) httpErrorStatus(e *upstream.Error, secret string) error {
+	info := &errdetails.ErrorInfo{Domain: s.upstreamHost, Metadata: make(map[string]string, 4)}
+	var st *status.Status
+	switch {
+	case e.Invalid():
+		info.Domain = Domain
+		info.Reason = ReasonInvalidResponse
+		info.Metadata[MetadataHTTPStatus] = "502"
+		info.Metadata[MetadataType] = "server_error"
+		info.Metadata["upstream_status"] = strconv.Itoa(e.StatusCode)
+		st = status.New(codes.Unavailable, redact(describeUpstream(e, "returned an invalid response: "+e.Err.Error()), secret))
+	case e.Message != "" || e.Type != "":
+		info.Reason = e.Type
+		if e.Code != nil && *e.Code != "" {
+			info.Reason = *e.Code
+		}
+		info.Metadata[MetadataHTTPStatus] = strconv.Itoa(e.StatusCode)
+		info.Metadata[MetadataType] = e.Type
+		if e.Param != nil {
+			info.Metadata[MetadataParam] = redact(*e.Param, secret)
+		}
+		if e.Code != nil {
+			info.Metadata[MetadataCode] = *e.Code
+		}
+		st = status.New(codeForHTTPStatus(e.StatusCode), redact(e.Message, secret))
+	default:
+		info.Reason = ReasonUpstreamError
+		info.Metadata[MetadataHTTPStatus] = strconv.Itoa(e.StatusCode)
+		info.Metadata[MetadataType] = upstreamErrorType(e.StatusCode)
+		what := "returned " + http.StatusText(e.StatusCode)
+		if e.Body != "" {
+			what += " with a body that is not an OpenAI error: " + strconv.Quote(e.Body)
+		}
+		st = status.New(codeForHTTPStatus(e.StatusCode), redact(describeUpstream(e, what), secret))
+	}
+	if info.Reason == "" {
+		info.Reason = ReasonUpstreamError
+	}
+	var requestInfo proto.Message
+	if e.Meta.RequestID != "" {
+		requestInfo = &errdetails.RequestInfo{RequestId: e.Meta.RequestID}
+	}
+	return withDetails(st, info, requestInfo, retryInfo(e.RetryAfter))
+}
+
+// describeUpstream prefixes what with the status and request id of the
+// answer, so the message alone identifies the upstream exchange.
+func describeUpstream(e *upstream.Error, what string) string {
+	var b strings.Builder
+	b.WriteString("upstream HTTP ")
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if e.Meta.RequestID != "" {
+		b.WriteString(" (request id ")
+		b.WriteString(e.Meta.RequestID)
+		b.WriteString(")")
+	}
+	b.WriteString(" ")
+	b.WriteString(what)
+	return b.String()
+}
+
+// upstreamErrorType picks the OpenAI error type for an answer that did not
+// carry one.
+func upstreamErrorType(httpStatus int) string {
+	if httpStatus >= 500 {
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+func retryInfo(delay time.Duration) proto.Message {
+	if delay <= 0 {
+		return nil
+	}
+	return &errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}
+}
+
+// withDetails attaches the non-nil details to st.
+func withDetails(st *status.Status, details ...proto.Message) error {
+	p := st.Proto()
+	for _, d := range details {
+		if d == nil {
+			continue
+		}
+		detail, err := anypb.New(d)
+		if err != nil {
+			continue // only a message type missing from the binary fails
+		}
+		p.Details = append(p.Details, detail)
+	}
+	return status.FromProto(p).Err()
+}
+
+// redact removes secret from s. Upstream texts can quote the request's
+// headers, and the API key must never reach a caller or a log.
+func redact(s, secret string) string {
+	if secret == "" || !strings.Contains(s, secret) {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "[redacted]")
+}
