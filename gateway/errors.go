@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"math"
 	"net/http"
@@ -287,7 +289,13 @@ func writeAPIError(w http.ResponseWriter, e apiError, header metadata.MD) {
 			}
 		}
 	}
-	if e.requestID != "" && h.Get("X-Request-Id") == "" {
+	if h.Get("X-Request-Id") == "" {
+		if e.requestID == "" {
+			// OpenAI sends a request id with every answer, and the SDKs
+			// expose it on their errors, so errors the service raised
+			// itself get one too.
+			e.requestID = newRequestID()
+		}
 		h.Set("X-Request-Id", e.requestID)
 	}
 	if e.retryAfter > 0 && h.Get("Retry-After") == "" && h.Get("Retry-After-Ms") == "" {
@@ -306,6 +314,14 @@ func writeAPIError(w http.ResponseWriter, e apiError, header metadata.MD) {
 	h.Del("Transfer-Encoding")
 	w.WriteHeader(e.status)
 	_, _ = w.Write(body) // a failed write means the client has gone
+}
+
+// newRequestID returns a random request id in the form OpenAI uses,
+// "req_" and 32 hex digits.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // since Go 1.24, crypto/rand.Read never returns an error
+	return "req_" + hex.EncodeToString(b[:])
 }
 
 // ceilSeconds returns d in whole seconds, rounded up, for Retry-After.

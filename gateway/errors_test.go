@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -344,10 +345,10 @@ func TestErrorMapping(t *testing.T) {
 		{
 			name:       "other header metadata is dropped",
 			err:        func(*testing.T) error { return status.Error(codes.NotFound, "no such batch") },
-			header:     metadata.Pairs("x-internal-host", "10.1.2.3", "openai-version", "2020-10-01"),
+			header:     metadata.Pairs("x-internal-host", "10.1.2.3", "server", "envoy"),
 			wantStatus: http.StatusNotFound,
 			wantBody:   envelope("no such batch", "invalid_request_error", "", ""),
-			wantHeader: map[string]string{"X-Internal-Host": "", "Openai-Version": ""},
+			wantHeader: map[string]string{"X-Internal-Host": "", "Server": ""},
 		},
 	}
 	for _, tc := range tests {
@@ -492,5 +493,25 @@ func TestCeilSeconds(t *testing.T) {
 				t.Errorf("ceilSeconds(%v) = %d, want %d", tc.d, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestOwnErrorGetsRequestID(t *testing.T) {
+	stub := &stubServer{cancel: func(context.Context, *filebatchv1.CancelFileBatchRequest) (*filebatchv1.VectorStoreFileBatch, error) {
+		return nil, status.Error(codes.Unauthenticated, "missing API key")
+	}}
+	f := startFacade(t, stub, Options{})
+	requestID := regexp.MustCompile(`^req_[0-9a-f]{32}$`)
+	seen := make(map[string]bool)
+	for _, path := range []string{cancelPath("vs_1", "b"), cancelPath("vs_1", "b"), "/v1/models"} {
+		got := f.post(t, path, nil)
+		id := got.header.Get("X-Request-Id")
+		if !requestID.MatchString(id) {
+			t.Errorf("POST %s: X-Request-Id = %q, want req_ and 32 hex digits", path, id)
+		}
+		if seen[id] {
+			t.Errorf("POST %s: X-Request-Id %q repeats an earlier one", path, id)
+		}
+		seen[id] = true
 	}
 }

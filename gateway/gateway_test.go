@@ -194,7 +194,7 @@ func TestOutgoingHeaders(t *testing.T) {
 			"x-ratelimit-limit-requests", "100",
 			"x-ratelimit-remaining-requests", "99",
 			"x-ratelimit-reset-requests", "600ms",
-			"openai-version", "2020-10-01",
+			"server", "envoy",
 			"x-internal", "secret",
 		)
 		if err := grpc.SetHeader(ctx, header); err != nil {
@@ -225,7 +225,7 @@ func TestOutgoingHeaders(t *testing.T) {
 				"X-Ratelimit-Limit-Requests":     "100",
 				"X-Ratelimit-Remaining-Requests": "99",
 				"X-Ratelimit-Reset-Requests":     "600ms",
-				"Openai-Version":                 "",
+				"Server":                         "",
 				"X-Internal":                     "",
 				"X-Trailer":                      "",
 				"Trailer":                        "",

@@ -236,6 +236,7 @@ func (h *handler) logRequest(r *http.Request, c *call, info *service.CallInfo, d
 		slog.String("request_id", requestID),
 		slog.Int("upstream.status", info.UpstreamStatus),
 		slog.Int("attempts", info.Attempts),
+		slog.String("upstream.error", info.UpstreamError),
 	)
 }
 

@@ -12,6 +12,10 @@ type CallInfo struct {
 	UpstreamStatus int
 	// Attempts is the number of upstream requests sent.
 	Attempts int
+	// UpstreamError is the upstream client's error, with the API key
+	// removed, or "" when the call succeeded. It can name internal
+	// addresses, so it goes to logs, never to callers.
+	UpstreamError string
 }
 
 type callInfoKey struct{}

@@ -2,10 +2,14 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -140,15 +144,64 @@ func (s *Server) upstreamStatus(err error, secret string) error {
 	case errors.As(err, &statusErr):
 		return s.httpErrorStatus(statusErr, secret)
 	case errors.As(err, &connErr):
-		st := status.New(codes.Unavailable, "upstream unreachable: "+redact(connErr.Err.Error(), secret))
-		return withDetails(st, &errdetails.ErrorInfo{Reason: ReasonUpstreamUnreachable, Domain: Domain, Metadata: map[string]string{
-			MetadataHTTPStatus: "502",
-			MetadataType:       "server_error",
-		}}, retryInfo(connErr.RetryAfter))
+		return connErrorStatus(connErr)
 	default:
 		st := status.New(codes.Internal, "internal error")
 		return st.Err()
 	}
+}
+
+// connErrorStatus describes a failed exchange by its kind only, because the
+// underlying error names addresses inside the deployment. The full error is
+// logged through [CallInfo].
+func connErrorStatus(e *upstream.ConnError) error {
+	message := "upstream connection failed: " + describeConnError(e.Err)
+	if e.StatusCode != 0 {
+		message = describeUpstream(&upstream.Error{StatusCode: e.StatusCode, Meta: upstream.Meta{RequestID: e.RequestID}},
+			"answer could not be read: "+describeConnError(e.Err))
+	}
+	metadata := map[string]string{MetadataHTTPStatus: "502", MetadataType: "server_error"}
+	if e.StatusCode != 0 {
+		metadata["upstream_status"] = strconv.Itoa(e.StatusCode)
+	}
+	var requestInfo proto.Message
+	if e.RequestID != "" {
+		requestInfo = &errdetails.RequestInfo{RequestId: e.RequestID}
+	}
+	st := status.New(codes.Unavailable, message)
+	return withDetails(st, &errdetails.ErrorInfo{Reason: ReasonUpstreamUnreachable, Domain: Domain, Metadata: metadata},
+		requestInfo, retryInfo(e.RetryAfter))
+}
+
+// describeConnError names the kind of a network failure without the
+// addresses that its text contains.
+func describeConnError(err error) string {
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset by the upstream"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "connection closed before the answer was complete"
+	case errors.As(err, &dnsErr):
+		return "host name lookup failed"
+	case errors.As(err, &certErr):
+		return "the upstream's TLS certificate is not trusted"
+	case errors.As(err, &recordErr):
+		return "TLS handshake failed"
+	case isTimeout(err):
+		return "network timeout"
+	default:
+		return "connection failed"
+	}
+}
+
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
 }
 
 func (s *Server) httpErrorStatus(e *upstream.Error, secret string) error {

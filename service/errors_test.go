@@ -3,8 +3,12 @@ package service
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,5 +245,57 @@ func TestUpstreamStatusRedactsKey(t *testing.T) {
 				t.Errorf("ErrorInfo.Metadata[%q] = %q contains the API key", k, v)
 			}
 		}
+	}
+}
+
+func TestConnErrorStatusHidesAddresses(t *testing.T) {
+	t.Parallel()
+	s := &Server{upstreamHost: "api.example.test"}
+	refused := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 443},
+		Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	tests := []struct {
+		name        string
+		err         *upstream.ConnError
+		wantMessage string
+		wantRequest string
+	}{
+		{
+			name:        "refused",
+			err:         &upstream.ConnError{Err: refused},
+			wantMessage: "upstream connection failed: connection refused",
+		},
+		{
+			name:        "reset mid-body",
+			err:         &upstream.ConnError{Err: syscall.ECONNRESET, StatusCode: 200, RequestID: "req_7"},
+			wantMessage: "upstream HTTP 200 (request id req_7) answer could not be read: connection reset by the upstream",
+			wantRequest: "req_7",
+		},
+		{
+			name:        "truncated",
+			err:         &upstream.ConnError{Err: io.ErrUnexpectedEOF, StatusCode: 200},
+			wantMessage: "upstream HTTP 200 answer could not be read: connection closed before the answer was complete",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := s.upstreamStatus(tt.err, "")
+			st := status.Convert(err)
+			if st.Code() != codes.Unavailable {
+				t.Errorf("code = %v, want Unavailable", st.Code())
+			}
+			if st.Message() != tt.wantMessage {
+				t.Errorf("message = %q, want %q", st.Message(), tt.wantMessage)
+			}
+			if strings.Contains(st.Message(), "10.1.2.3") {
+				t.Errorf("message %q names the upstream address", st.Message())
+			}
+			info, request, _ := details(t, err)
+			if info.GetReason() != ReasonUpstreamUnreachable || info.GetMetadata()["http_status"] != "502" {
+				t.Errorf("ErrorInfo = %v, want reason %q and http_status 502", info, ReasonUpstreamUnreachable)
+			}
+			if request.GetRequestId() != tt.wantRequest {
+				t.Errorf("RequestInfo.RequestId = %q, want %q", request.GetRequestId(), tt.wantRequest)
+			}
+		})
 	}
 }

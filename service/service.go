@@ -132,6 +132,7 @@ func (s *Server) CancelFileBatch(ctx context.Context, req *filebatchv1.CancelFil
 	info.UpstreamStatus = upstreamHTTPStatus(batch, err)
 	setResponseHeaders(ctx, meta.Header)
 	if err != nil {
+		info.UpstreamError = redact(err.Error(), creds.APIKey)
 		return nil, s.upstreamStatus(err, creds.APIKey)
 	}
 	return toProto(batch), nil

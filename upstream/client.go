@@ -29,7 +29,7 @@ import (
 // 1 MiB leaves room for any error page while bounding memory per call.
 const DefaultMaxResponseBytes = 1 << 20
 
-// bodyExcerptBytes is the length of the raw body kept in [Error.Body].
+// bodyExcerptBytes is the maximum length in bytes of [Error.Body].
 const bodyExcerptBytes = 512
 
 // Config configures a [Client]. Only BaseURL is required.
@@ -78,6 +78,10 @@ type Meta struct {
 // full. Context errors are returned as they are, not as ConnError.
 type ConnError struct {
 	Err error
+	// StatusCode and RequestID describe an answer whose body could not be
+	// read in full. They are empty when no answer arrived.
+	StatusCode int
+	RequestID  string
 	// RetryAfter is the backoff delay the client would have waited before
 	// the next attempt, when it gave up because of the caller's deadline.
 	RetryAfter time.Duration
@@ -224,7 +228,7 @@ func (c *Client) do(ctx context.Context, method, target string, creds Credential
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return meta, ctxErr
 		}
-		return meta, &ConnError{Err: fmt.Errorf("read body of HTTP %d answer: %w", resp.StatusCode, err)}
+		return meta, &ConnError{Err: fmt.Errorf("read body of HTTP %d answer: %w", resp.StatusCode, err), StatusCode: resp.StatusCode, RequestID: meta.RequestID}
 	}
 	defer putBuffer(body)
 
@@ -263,14 +267,18 @@ func setRequestHeaders(h http.Header, userAgent string, creds Credentials) {
 
 // IsForwardedHeader reports whether the upstream response header name is
 // passed on to the service's callers: x-request-id, openai-processing-ms,
-// retry-after, retry-after-ms and every x-ratelimit-* header. The name is
-// matched case-insensitively.
+// openai-version, retry-after, retry-after-ms, x-should-retry and every
+// x-ratelimit-* header. The name is matched case-insensitively. The OpenAI
+// SDKs read x-should-retry and the retry-after headers to decide on their
+// own retries.
 func IsForwardedHeader(name string) bool {
 	switch {
 	case strings.EqualFold(name, "X-Request-Id"),
 		strings.EqualFold(name, "Openai-Processing-Ms"),
+		strings.EqualFold(name, "Openai-Version"),
 		strings.EqualFold(name, "Retry-After"),
-		strings.EqualFold(name, "Retry-After-Ms"):
+		strings.EqualFold(name, "Retry-After-Ms"),
+		strings.EqualFold(name, "X-Should-Retry"):
 		return true
 	}
 	return len(name) > len("x-ratelimit-") && strings.EqualFold(name[:len("x-ratelimit-")], "x-ratelimit-")

@@ -38,6 +38,7 @@ func unaryInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
 				slog.String("request_id", call.RequestID),
 				slog.Int("upstream.status", call.UpstreamStatus),
 				slog.Int("attempts", call.Attempts),
+				slog.String("upstream.error", call.UpstreamError),
 			)
 		}()
 		return handler(ctx, req)
