@@ -38,13 +38,17 @@ const (
 	ReasonCanceled            = "canceled"
 )
 
-// ErrorInfo metadata keys. The REST façade uses them to rebuild the OpenAI
-// error envelope and its HTTP status.
+// ErrorInfo metadata keys. The REST façade uses the first four to rebuild
+// the OpenAI error envelope and its HTTP status.
 const (
 	MetadataHTTPStatus = "http_status"
 	MetadataType       = "type"
 	MetadataParam      = "param"
 	MetadataCode       = "code"
+	// MetadataUpstreamStatus is the upstream's HTTP status when it differs
+	// from http_status: for an answer that was not a usable batch, and for
+	// a 1xx or 3xx answer. The façade then answers 502.
+	MetadataUpstreamStatus = "upstream_status"
 )
 
 // fieldError is an invalid request field.
@@ -162,7 +166,7 @@ func connErrorStatus(e *upstream.ConnError) error {
 	}
 	metadata := map[string]string{MetadataHTTPStatus: "502", MetadataType: "server_error"}
 	if e.StatusCode != 0 {
-		metadata["upstream_status"] = strconv.Itoa(e.StatusCode)
+		metadata[MetadataUpstreamStatus] = strconv.Itoa(e.StatusCode)
 	}
 	var requestInfo proto.Message
 	if e.RequestID != "" {
@@ -213,14 +217,14 @@ func (s *Server) httpErrorStatus(e *upstream.Error, secret string) error {
 		info.Reason = ReasonInvalidResponse
 		info.Metadata[MetadataHTTPStatus] = "502"
 		info.Metadata[MetadataType] = "server_error"
-		info.Metadata["upstream_status"] = strconv.Itoa(e.StatusCode)
+		info.Metadata[MetadataUpstreamStatus] = strconv.Itoa(e.StatusCode)
 		st = status.New(codes.Unavailable, redact(describeUpstream(e, "returned an invalid response: "+e.Err.Error()), secret))
 	case e.Message != "" || e.Type != "":
 		info.Reason = e.Type
 		if e.Code != nil && *e.Code != "" {
 			info.Reason = *e.Code
 		}
-		info.Metadata[MetadataHTTPStatus] = strconv.Itoa(e.StatusCode)
+		setHTTPStatus(info.Metadata, e.StatusCode)
 		info.Metadata[MetadataType] = e.Type
 		if e.Param != nil {
 			info.Metadata[MetadataParam] = redact(*e.Param, secret)
@@ -231,7 +235,7 @@ func (s *Server) httpErrorStatus(e *upstream.Error, secret string) error {
 		st = status.New(codeForHTTPStatus(e.StatusCode), redact(e.Message, secret))
 	default:
 		info.Reason = ReasonUpstreamError
-		info.Metadata[MetadataHTTPStatus] = strconv.Itoa(e.StatusCode)
+		setHTTPStatus(info.Metadata, e.StatusCode)
 		info.Metadata[MetadataType] = upstreamErrorType(e.StatusCode)
 		what := "returned " + http.StatusText(e.StatusCode)
 		if e.Body != "" {
@@ -247,6 +251,18 @@ func (s *Server) httpErrorStatus(e *upstream.Error, secret string) error {
 		requestInfo = &errdetails.RequestInfo{RequestId: e.Meta.RequestID}
 	}
 	return withDetails(st, info, requestInfo, retryInfo(e.RetryAfter))
+}
+
+// setHTTPStatus records the status the façade answers with: the upstream's
+// own for an error status, and 502 Bad Gateway with the upstream's in
+// upstream_status for a 1xx or 3xx answer, which the service cannot pass on.
+func setHTTPStatus(metadata map[string]string, upstreamStatus int) {
+	if upstreamStatus >= 400 {
+		metadata[MetadataHTTPStatus] = strconv.Itoa(upstreamStatus)
+		return
+	}
+	metadata[MetadataHTTPStatus] = "502"
+	metadata[MetadataUpstreamStatus] = strconv.Itoa(upstreamStatus)
 }
 
 // describeUpstream prefixes what with the status and request id of the

@@ -299,3 +299,19 @@ func TestConnErrorStatusHidesAddresses(t *testing.T) {
 		})
 	}
 }
+
+func TestUpstreamRedirectBecomesBadGateway(t *testing.T) {
+	t.Parallel()
+	s := &Server{upstreamHost: "api.example.test"}
+	err := s.upstreamStatus(&upstream.Error{StatusCode: http.StatusFound, Body: "moved"}, "")
+	if code := status.Code(err); code != codes.Unavailable {
+		t.Errorf("code = %v, want Unavailable", code)
+	}
+	info, _, _ := details(t, err)
+	if got := info.GetMetadata()[MetadataHTTPStatus]; got != "502" {
+		t.Errorf("http_status = %q, want 502", got)
+	}
+	if got := info.GetMetadata()[MetadataUpstreamStatus]; got != "302" {
+		t.Errorf("upstream_status = %q, want 302", got)
+	}
+}
