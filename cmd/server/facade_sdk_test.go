@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -81,39 +79,10 @@ func (u *facadeUpstream) onlyResponseSince(t *testing.T, n int) http.Header {
 }
 
 // startFacadeServer runs the server in pass-through mode, with no upstream
-// retries, in front of upstreamURL until the test ends, and returns the
-// façade's API root, such as http://127.0.0.1:8080/v1.
+// retries, in front of upstreamURL, and returns the façade's API root.
 func startFacadeServer(t *testing.T, upstreamURL string) string {
 	t.Helper()
-	noEnv := func(string) string { return "" }
-	cfg, err := parseConfig([]string{
-		"-upstream-url", upstreamURL, "-credentials", "pass-through", "-max-retries", "0",
-	}, noEnv)
-	if err != nil {
-		t.Fatalf("parse config: %v", err)
-	}
-	grpcListener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen for gRPC: %v", err)
-	}
-	httpListener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		grpcListener.Close()
-		t.Fatalf("listen for HTTP: %v", err)
-	}
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, logger, grpcListener, httpListener) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	// The listener is open, so clients can connect before Serve starts.
-	return "http://" + httpListener.Addr().String() + "/v1"
+	return startServer(t, []string{"-upstream-url", upstreamURL, "-credentials", "pass-through", "-max-retries", "0"}).apiRoot
 }
 
 // httpResult is an HTTP response with its body read.

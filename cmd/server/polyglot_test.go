@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -284,33 +282,7 @@ func (u *exampleUpstream) responsesSince(n int) []string {
 // upstreamURL until the test ends, and returns its gRPC address.
 func startExampleServer(t *testing.T, upstreamURL string) string {
 	t.Helper()
-	noEnv := func(string) string { return "" }
-	cfg, err := parseConfig([]string{"-upstream-url", upstreamURL, "-credentials", "pass-through"}, noEnv)
-	if err != nil {
-		t.Fatalf("parse config: %v", err)
-	}
-	grpcListener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen for gRPC: %v", err)
-	}
-	httpListener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		grpcListener.Close()
-		t.Fatalf("listen for HTTP: %v", err)
-	}
-	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, logger, grpcListener, httpListener) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	// The listener is open, so clients can connect before Serve starts.
-	return grpcListener.Addr().String()
+	return startServer(t, []string{"-upstream-url", upstreamURL, "-credentials", "pass-through"}).grpcAddr
 }
 
 // runExampleClient runs argv in root with FILEBATCH_TOKEN set to the
