@@ -220,17 +220,19 @@ func (s *Server) httpErrorStatus(e *upstream.Error, secret string) error {
 		info.Metadata[MetadataUpstreamStatus] = strconv.Itoa(e.StatusCode)
 		st = status.New(codes.Unavailable, redact(describeUpstream(e, "returned an invalid response: "+e.Err.Error()), secret))
 	case e.Message != "" || e.Type != "":
-		info.Reason = e.Type
+		// Type and code are redacted like the message, because an
+		// upstream or a proxy can echo any request text in any field.
+		info.Reason = redact(e.Type, secret)
 		if e.Code != nil && *e.Code != "" {
-			info.Reason = *e.Code
+			info.Reason = redact(*e.Code, secret)
 		}
 		setHTTPStatus(info.Metadata, e.StatusCode)
-		info.Metadata[MetadataType] = e.Type
+		info.Metadata[MetadataType] = redact(e.Type, secret)
 		if e.Param != nil {
 			info.Metadata[MetadataParam] = redact(*e.Param, secret)
 		}
 		if e.Code != nil {
-			info.Metadata[MetadataCode] = *e.Code
+			info.Metadata[MetadataCode] = redact(*e.Code, secret)
 		}
 		st = status.New(codeForHTTPStatus(e.StatusCode), redact(e.Message, secret))
 	default:
