@@ -9,17 +9,52 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"example.com/filebatch/upstream"
 )
 
-// newCountingServer starts a loopback server that responds with batchJSON
-// and counts the connections clients open to it.
-func newCountingServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
+// roundTimeout bounds how long the server of
+// TestNewTransportKeepsConnectionsAlive holds a request while it waits for
+// the other calls of the same round.
+const roundTimeout = 10 * time.Second
+
+// newRoundServer starts a loopback server that responds with batchJSON and
+// counts the connections clients open to it. It holds each request until
+// callsPerRound requests of the same round have arrived, so that every call
+// of a round is in flight at once and needs a connection of its own.
+//
+// Without that hold, a call that has started a dial can take the connection
+// of a call that has just finished. Its dial still completes, and the new
+// connection joins the idle pool after the round has ended. A call of the
+// next round may then find no idle connection and dial again, so the count
+// would depend on goroutine scheduling.
+func newRoundServer(t *testing.T, callsPerRound, rounds int) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
-	var newConns atomic.Int32
+	var newConns, arrivals atomic.Int32
+	released := make([]chan struct{}, rounds)
+	for i := range released {
+		released[i] = make(chan struct{})
+	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, batchJSON)
+		n := int(arrivals.Add(1))
+		round := (n - 1) / callsPerRound
+		if round >= rounds {
+			http.Error(w, fmt.Sprintf("request %d exceeds the %d rounds of %d calls", n, rounds, callsPerRound), http.StatusInternalServerError)
+			return
+		}
+		if n%callsPerRound == 0 {
+			close(released[round])
+		}
+		timer := time.NewTimer(roundTimeout)
+		defer timer.Stop()
+		select {
+		case <-released[round]:
+			writeJSON(w, http.StatusOK, batchJSON)
+		case <-timer.C:
+			http.Error(w, fmt.Sprintf("round %d: not all %d calls arrived within %v", round, callsPerRound, roundTimeout), http.StatusInternalServerError)
+		case <-r.Context().Done():
+		}
 	}))
 	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateNew {
@@ -37,16 +72,40 @@ func TestNewTransportKeepsConnectionsAlive(t *testing.T) {
 		rounds      = 4
 	)
 	tests := []struct {
-		name   string
-		client func() *http.Client
+		name       string
+		httpClient *http.Client
+		// minConns and maxConns bound the connections that the server accepts.
+		minConns, maxConns int
 	}{
-		{name: "default HTTP client", client: func() *http.Client { return nil }},
-		{name: "NewTransport", client: func() *http.Client { return &http.Client{Transport: upstream.NewTransport()} }},
+		{
+			// Go's default transport keeps http.DefaultMaxIdleConnsPerHost
+			// (2) idle connections per host and closes the others, so every
+			// later round opens all but 2 of its connections anew.
+			name:       "http.DefaultTransport clone",
+			httpClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+			minConns:   concurrency + (rounds-1)*(concurrency-http.DefaultMaxIdleConnsPerHost),
+			maxConns:   rounds * concurrency,
+		},
+		{
+			// The first round opens one connection per call, and later
+			// rounds reuse them all.
+			name:       "NewTransport",
+			httpClient: &http.Client{Transport: upstream.NewTransport()},
+			minConns:   concurrency,
+			maxConns:   concurrency,
+		},
+		{
+			// A nil Config.HTTPClient makes New use NewTransport.
+			name:       "nil Config.HTTPClient",
+			httpClient: nil,
+			minConns:   concurrency,
+			maxConns:   concurrency,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, newConns := newCountingServer(t)
-			client := newClient(t, srv.URL+"/v1", upstream.Config{HTTPClient: tt.client()})
+			srv, newConns := newRoundServer(t, concurrency, rounds)
+			client := newClient(t, srv.URL+"/v1", upstream.Config{HTTPClient: tt.httpClient})
 
 			for round := range rounds {
 				var wg sync.WaitGroup
@@ -68,11 +127,14 @@ func TestNewTransportKeepsConnectionsAlive(t *testing.T) {
 					t.Errorf("round %d: %v", round, err)
 				}
 			}
-			// Each call opens at most one connection, and calls of later
-			// rounds reuse the idle ones.
-			if got := newConns.Load(); got > concurrency {
+			got := newConns.Load()
+			if got < int32(tt.minConns) {
+				t.Errorf("server saw %d new connections for %d rounds of %d concurrent calls, want at least %d",
+					got, rounds, concurrency, tt.minConns)
+			}
+			if got > int32(tt.maxConns) {
 				t.Errorf("server saw %d new connections for %d rounds of %d concurrent calls, want at most %d",
-					got, rounds, concurrency, concurrency)
+					got, rounds, concurrency, tt.maxConns)
 			}
 		})
 	}
