@@ -219,22 +219,24 @@ func (s *Server) httpErrorStatus(e *upstream.Error, secret string) error {
 		info.Metadata[MetadataType] = "server_error"
 		info.Metadata[MetadataUpstreamStatus] = strconv.Itoa(e.StatusCode)
 		st = status.New(codes.Unavailable, redact(describeUpstream(e, "returned an invalid response: "+e.Err.Error()), secret))
-	case e.Message != "" || e.Type != "":
-		// Type and code are redacted like the message, because an
+	case hasEnvelopeFields(e):
+		// Type, param and code are redacted like the message, because an
 		// upstream or a proxy can echo any request text in any field.
 		info.Reason = redact(e.Type, secret)
 		if e.Code != nil && *e.Code != "" {
 			info.Reason = redact(*e.Code, secret)
 		}
 		setHTTPStatus(info.Metadata, e.StatusCode)
-		info.Metadata[MetadataType] = redact(e.Type, secret)
+		if e.Type != "" {
+			info.Metadata[MetadataType] = redact(e.Type, secret)
+		}
 		if e.Param != nil {
 			info.Metadata[MetadataParam] = redact(*e.Param, secret)
 		}
 		if e.Code != nil {
 			info.Metadata[MetadataCode] = redact(*e.Code, secret)
 		}
-		st = status.New(codeForHTTPStatus(e.StatusCode), redact(e.Message, secret))
+		st = status.New(codeForHTTPStatus(e.StatusCode), redact(envelopeMessage(e), secret))
 	default:
 		info.Reason = ReasonUpstreamError
 		setHTTPStatus(info.Metadata, e.StatusCode)
@@ -253,6 +255,32 @@ func (s *Server) httpErrorStatus(e *upstream.Error, secret string) error {
 		requestInfo = &errdetails.RequestInfo{RequestId: e.Meta.RequestID}
 	}
 	return withDetails(st, info, requestInfo, retryInfo(e.RetryAfter))
+}
+
+// hasEnvelopeFields reports whether the upstream's OpenAI error envelope
+// set any of message, type, param or code. An envelope such as
+// {"error":{"code":"rate_limit_exceeded"}} counts, so its code still reaches
+// the caller.
+func hasEnvelopeFields(e *upstream.Error) bool {
+	return e.Message != "" || e.Type != "" ||
+		e.Param != nil && *e.Param != "" ||
+		e.Code != nil && *e.Code != ""
+}
+
+// envelopeMessage returns the upstream's error message. For an envelope
+// without one, it describes the response by its HTTP status and error code.
+func envelopeMessage(e *upstream.Error) string {
+	if e.Message != "" {
+		return e.Message
+	}
+	what := "returned an error with no message"
+	if text := http.StatusText(e.StatusCode); text != "" {
+		what = "returned " + text + " with no error message"
+	}
+	if e.Code != nil && *e.Code != "" {
+		what += ", code " + strconv.Quote(*e.Code)
+	}
+	return describeUpstream(e, what)
 }
 
 // setHTTPStatus records the status the façade answers with: the upstream's

@@ -84,6 +84,9 @@ func TestUpstreamStatusEnvelope(t *testing.T) {
 		wantReason string
 		wantMeta   map[string]string
 		wantRetry  time.Duration
+		// wantMessage is the status message. Empty means the upstream's
+		// own message.
+		wantMessage string
 	}{
 		{
 			name: "not found with null param and code",
@@ -109,6 +112,22 @@ func TestUpstreamStatusEnvelope(t *testing.T) {
 			wantReason: "invalid_request_error",
 			wantMeta:   map[string]string{"http_status": "422", "type": "invalid_request_error"},
 		},
+		{
+			name:        "code only",
+			err:         &upstream.Error{StatusCode: 429, Code: ptr("rate_limit_exceeded"), Meta: upstream.Meta{RequestID: "req_4"}},
+			wantCode:    codes.ResourceExhausted,
+			wantReason:  "rate_limit_exceeded",
+			wantMeta:    map[string]string{"http_status": "429", "code": "rate_limit_exceeded"},
+			wantMessage: `upstream HTTP 429 (request id req_4) returned Too Many Requests with no error message, code "rate_limit_exceeded"`,
+		},
+		{
+			name:        "param only",
+			err:         &upstream.Error{StatusCode: 400, Param: ptr("batch_id"), Meta: upstream.Meta{RequestID: "req_5"}},
+			wantCode:    codes.InvalidArgument,
+			wantReason:  ReasonUpstreamError,
+			wantMeta:    map[string]string{"http_status": "400", "param": "batch_id"},
+			wantMessage: "upstream HTTP 400 (request id req_5) returned Bad Request with no error message",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,8 +136,12 @@ func TestUpstreamStatusEnvelope(t *testing.T) {
 			if st.Code() != tt.wantCode {
 				t.Errorf("code = %v, want %v", st.Code(), tt.wantCode)
 			}
-			if st.Message() != tt.err.Message {
-				t.Errorf("message = %q, want the upstream message %q", st.Message(), tt.err.Message)
+			wantMessage := tt.wantMessage
+			if wantMessage == "" {
+				wantMessage = tt.err.Message
+			}
+			if st.Message() != wantMessage {
+				t.Errorf("message = %q, want %q", st.Message(), wantMessage)
 			}
 			info, request, retry := details(t, err)
 			if info == nil {
@@ -229,6 +252,7 @@ func TestUpstreamStatusRedactsKey(t *testing.T) {
 	s := &Server{upstreamHost: "api.example.test"}
 	errs := []error{
 		&upstream.Error{StatusCode: 401, Message: "Incorrect API key provided: " + key, Type: "invalid_request_error", Param: ptr(key)},
+		&upstream.Error{StatusCode: 429, Code: ptr(key)},
 		&upstream.Error{StatusCode: 502, Body: "<p>Authorization: Bearer " + key + "</p>"},
 		&upstream.Error{StatusCode: 200, Err: errors.New("saw " + key)},
 		&upstream.ConnError{Err: errors.New("proxy said " + key)},
@@ -240,6 +264,9 @@ func TestUpstreamStatusRedactsKey(t *testing.T) {
 			t.Errorf("message %q contains the API key", st.Message())
 		}
 		info, _, _ := details(t, err)
+		if strings.Contains(info.GetReason(), key) {
+			t.Errorf("ErrorInfo.Reason = %q contains the API key", info.GetReason())
+		}
 		for k, v := range info.GetMetadata() {
 			if strings.Contains(v, key) {
 				t.Errorf("ErrorInfo.Metadata[%q] = %q contains the API key", k, v)
