@@ -11,6 +11,14 @@ BIN := bin
 BUF := go tool -modfile=tools/go.mod buf
 GO_TEST_FLAGS ?= -race -count=1
 
+# Upstream versions of the generators behind gen/python, as Debian 12 packages
+# them in protobuf-compiler and protobuf-compiler-grpc. The generated code
+# changes with them, so `make generate` stops when others are installed.
+# Debian's python3-protobuf and python3-grpcio runtimes carry the same
+# versions.
+PROTOC_VERSION := 3.21.12
+GRPC_PYTHON_PLUGIN_VERSION := 1.51.1
+
 .PHONY: help
 help: ## Describe the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -19,8 +27,25 @@ help: ## Describe the targets
 deps: ## Install the Debian and npm packages that the tests and generators need
 	scripts/install-deps.sh
 
+# grpc_python_plugin has no --version flag, so check-generators reads its
+# version from the Debian package, without the epoch and the revision.
+.PHONY: check-generators
+check-generators: deps ## Fail unless protoc and grpc_python_plugin have the pinned versions
+	@found=$$(protoc --version 2>/dev/null | sed -n 's/^libprotoc //p' || true); \
+	if [ "$$found" != "$(PROTOC_VERSION)" ]; then \
+		echo "make: protoc $(PROTOC_VERSION) expected, found $${found:-none}." >&2; \
+		echo "  Install Debian 12's protobuf-compiler, or set PROTOC_VERSION in the Makefile, run make generate and commit gen/ with it." >&2; \
+		exit 1; \
+	fi
+	@found=$$(dpkg-query -W -f='$${Version}' protobuf-compiler-grpc 2>/dev/null | sed -e 's/^[0-9]*://' -e 's/-[^-]*$$//' || true); \
+	if [ "$$found" != "$(GRPC_PYTHON_PLUGIN_VERSION)" ]; then \
+		echo "make: grpc_python_plugin $(GRPC_PYTHON_PLUGIN_VERSION) expected, found $${found:-none} (Debian package protobuf-compiler-grpc)." >&2; \
+		echo "  Install Debian 12's protobuf-compiler-grpc, or set GRPC_PYTHON_PLUGIN_VERSION in the Makefile, run make generate and commit gen/ with it." >&2; \
+		exit 1; \
+	fi
+
 .PHONY: generate
-generate: deps ## Regenerate gen/ from proto/: Go, then TypeScript and Python
+generate: check-generators ## Regenerate gen/ from proto/: Go, then TypeScript and Python
 	$(BUF) generate
 	$(BUF) generate --template buf.gen.clients.yaml
 

@@ -198,9 +198,9 @@ func requireNodeSDK(t *testing.T, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		t.Fatalf("%s; CI=true requires the OpenAI Node SDK test to run (install with make node-deps)", msg)
+		t.Fatalf("%s; CI=true requires the OpenAI Node SDK test to run (install with make deps)", msg)
 	}
-	t.Skipf("skip: %s; install with make node-deps (with CI=true this is a failure)", msg)
+	t.Skipf("skip: %s; install with make deps (with CI=true this is a failure)", msg)
 }
 
 // TestFacadeBodyMatchesUpstream sends the same request to the fake upstream
