@@ -87,9 +87,10 @@ examples: deps ## Run the Go, TypeScript and Python example clients against the 
 	go test -count=1 -run TestExampleClients -v ./cmd/server
 
 .PHONY: bench
-bench: ## Compare the service with a bare reverse-proxy hop; see docs/benchmarks.md
+bench: build ## Compare the service with a bare reverse-proxy hop; see docs/benchmarks.md
+	go build -o $(BIN)/benchproxy ./bench/proxy
 	go test -run '^$$' -bench . -benchmem ./service/ ./gateway/
-	go run ./bench/cmd/loadtest
+	go run ./bench/cmd/loadtest -bin $(BIN)
 
 .PHONY: clean
 clean: ## Remove build output

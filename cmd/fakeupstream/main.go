@@ -6,10 +6,15 @@
 //
 // Usage:
 //
-//	fakeupstream [-addr 127.0.0.1:8081] [-api-key KEY] [-fast] [-delay 0s]
+//	fakeupstream [-addr 127.0.0.1:8081] [-api-key KEY] [-fast] [-delay 0s] [-stats-addr ADDR]
 //
 // The accepted API key comes from -api-key, else from OPENAI_API_KEY, else
 // it is "sk-fake-key". The program stops on SIGINT or SIGTERM.
+//
+// With -stats-addr, a second loopback listener serves GET /stats, whose
+// JSON body {"connections_opened": N} counts the TCP connections that the
+// API listener accepted. The benchmarks read it to count the connections
+// that the server opens to its upstream.
 package main
 
 import (
@@ -36,6 +41,7 @@ type config struct {
 	keySource string // "flag", "env" or "default", logged in place of the key
 	fast      bool
 	delay     time.Duration
+	statsAddr string // empty means no stats listener
 }
 
 func main() {
@@ -69,6 +75,8 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		"benchmark mode: no state, no key check beyond its presence, one fixed batch for every request")
 	fs.DurationVar(&cfg.delay, "delay", 0,
 		"`duration` to wait before every response, such as 200ms")
+	fs.StringVar(&cfg.statsAddr, "stats-addr", "",
+		"loopback `address` of a listener that serves GET /stats with the connection count; empty means none")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -98,6 +106,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	logger.Info("fake upstream listening",
 		"addr", srv.Addr(), "url", srv.URL(), "api_key_source", cfg.keySource,
 		"fast", cfg.fast, "delay", cfg.delay)
+	if cfg.statsAddr != "" {
+		if _, err := startStats(ctx, cfg.statsAddr, srv, logger); err != nil {
+			_ = srv.Close()
+			return err
+		}
+	}
 	return stopOnDone(ctx, srv, logger)
 }
 
