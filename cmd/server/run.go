@@ -26,8 +26,10 @@ import (
 
 // run serves gRPC on grpcListener and the REST façade on httpListener until
 // ctx ends, then shuts down gracefully: health turns NOT_SERVING, new calls
-// are refused, and in-flight calls get cfg.shutdownGrace to finish. It
-// closes both listeners.
+// are refused, and in-flight calls get cfg.shutdownGrace to finish. Calls
+// still running after that are cut off with a warning, and run still
+// returns nil, because the shutdown was requested. It returns an error when
+// the server cannot start or a listener fails. It closes both listeners.
 func run(ctx context.Context, cfg config, logger *slog.Logger, grpcListener, httpListener net.Listener) error {
 	defer grpcListener.Close()
 	defer httpListener.Close()
@@ -94,7 +96,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, grpcListener, htt
 	case err = <-errc:
 		logger.Error("listener failed, shutting down", "error", err)
 	}
-	shutdownErr := shutdown(cfg.shutdownGrace, healthServer, grpcServer, httpServer)
+	shutdownErr := shutdown(cfg.shutdownGrace, logger, healthServer, grpcServer, httpServer)
 	if err == nil {
 		err = shutdownErr
 	}
@@ -151,8 +153,15 @@ func serveHTTP(server *http.Server, listener net.Listener) error {
 
 // shutdown stops both servers within grace. Health reports NOT_SERVING
 // first, so load balancers stop sending calls, then both servers stop
-// accepting and drain. Calls still running when grace ends are cut off.
-func shutdown(grace time.Duration, healthServer *health.Server, grpcServer *grpc.Server, httpServer *http.Server) error {
+// accepting and drain. Calls still running when grace ends are cut off and
+// a warning is logged, but that is no error, because the shutdown was
+// requested. shutdown returns an error only when the HTTP server fails to
+// close.
+//
+// NOTE: GracefulStop also waits for open Health.Watch streams, which end
+// only when their clients close them. A client that keeps watching after
+// NOT_SERVING makes the shutdown last the whole grace period.
+func shutdown(grace time.Duration, logger *slog.Logger, healthServer *health.Server, grpcServer *grpc.Server, httpServer *http.Server) error {
 	healthServer.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -165,17 +174,28 @@ func shutdown(grace time.Duration, healthServer *health.Server, grpcServer *grpc
 		grpcServer.GracefulStop()
 		close(grpcDone)
 	}()
-	var err error
+	cutOff := false
 	select {
 	case <-grpcDone:
 	case <-ctx.Done():
 		grpcServer.Stop()
-		err = errors.New("shutdown grace period ended with gRPC calls in flight")
+		cutOff = true
 	}
-	if httpErr := <-httpDone; httpErr != nil && err == nil {
-		err = fmt.Errorf("shut down HTTP server: %w", httpErr)
+
+	httpErr := <-httpDone
+	if errors.Is(httpErr, context.DeadlineExceeded) {
+		// Shutdown leaves the connections of unfinished requests open, and
+		// Close ends them.
+		cutOff = true
+		httpErr = httpServer.Close()
 	}
-	return err
+	if cutOff {
+		logger.Warn("shutdown grace period ended, cutting off calls in flight", "grace", grace)
+	}
+	if httpErr != nil {
+		return fmt.Errorf("shut down HTTP server: %w", httpErr)
+	}
+	return nil
 }
 
 // loadTLS returns the listeners' TLS configuration, or nil when TLS is off.
