@@ -14,7 +14,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
@@ -52,7 +51,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, grpcListener, htt
 	}
 	grpcServer := grpc.NewServer(grpcOptions...)
 	filebatchv1.RegisterFileBatchServiceServer(grpcServer, svc)
-	healthServer := health.NewServer()
+	healthServer := newHealthService()
 	healthServer.SetServingStatus(filebatchv1.FileBatchService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
 	reflection.Register(grpcServer)
@@ -155,13 +154,10 @@ func serveHTTP(server *http.Server, listener net.Listener) error {
 // first, so load balancers stop sending calls, then both servers stop
 // accepting and drain. Calls still running when grace ends are cut off and
 // a warning is logged, but that is no error, because the shutdown was
-// requested. shutdown returns an error only when the HTTP server fails to
-// close.
-//
-// NOTE: GracefulStop also waits for open Health.Watch streams, which end
-// only when their clients close them. A client that keeps watching after
-// NOT_SERVING makes the shutdown last the whole grace period.
-func shutdown(grace time.Duration, logger *slog.Logger, healthServer *health.Server, grpcServer *grpc.Server, httpServer *http.Server) error {
+// requested. Health.Watch streams end with the NOT_SERVING status, so that
+// watchers do not hold up the drain. shutdown returns an error only when
+// the HTTP server fails to close.
+func shutdown(grace time.Duration, logger *slog.Logger, healthServer *healthService, grpcServer *grpc.Server, httpServer *http.Server) error {
 	healthServer.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

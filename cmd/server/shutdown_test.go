@@ -311,9 +311,22 @@ func TestServerShutdownOnSIGTERM(t *testing.T) {
 				t.Errorf("Health.Watch status = %v, want NOT_SERVING", resp.GetStatus())
 			}
 		})
-		// The open Watch stream is a call in flight too, and GracefulStop
-		// would wait for it until the grace period ends.
-		stopWatch()
+		// The watch stream is a call in flight too, and the server must end
+		// it, or GracefulStop would wait for it until the grace period ends.
+		t.Run("health watch ends", func(t *testing.T) {
+			for {
+				resp, err := watch.Recv()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("Health.Watch after NOT_SERVING: %v, want the stream to end with OK", err)
+				}
+				if resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+					t.Fatalf("Health.Watch status = %v after NOT_SERVING, want NOT_SERVING or the end of the stream", resp.GetStatus())
+				}
+			}
+		})
 
 		// The servers close their listeners before they send GOAWAY to
 		// gRPC clients and before they close idle HTTP connections, so
