@@ -12,7 +12,7 @@ import (
 // healthService is grpc.health.v1.Health with Watch streams that end when
 // the server shuts down. grpc-go's health.Server keeps a Watch stream open
 // until its client closes it, and GracefulStop waits for every open
-// stream, so without this each watching client, such as a channel with
+// stream. Without this, each watching client, such as a channel with
 // client-side health checks, would hold up the shutdown for the whole
 // grace period.
 type healthService struct {
