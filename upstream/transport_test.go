@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,5 +194,34 @@ func TestClientConcurrentMixedResponses(t *testing.T) {
 	// The 8 calls to "busy" and the 8 to "html" are retried once each.
 	if got := retries.Load(); got != 16 {
 		t.Errorf("OnRetry called %d times, want 16", got)
+	}
+}
+
+// TestNewTransportReadsLongAnswers checks that NewTransport's small
+// connection buffers still read answers whose header lines and bodies are
+// longer than the buffers.
+func TestNewTransportReadsLongAnswers(t *testing.T) {
+	longValue := strings.Repeat("r", 16<<10)
+	longMessage := strings.Repeat("m", 64<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", longValue)
+		writeJSON(w, http.StatusNotFound, `{"error":{"message":"`+longMessage+`","type":"invalid_request_error"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	client := newClient(t, srv.URL+"/v1", upstream.Config{})
+
+	_, meta, err := client.CancelFileBatch(t.Context(), "vs_1", "vsfb_1", upstream.Credentials{})
+	var statusErr *upstream.Error
+	if !errors.As(err, &statusErr) {
+		t.Fatalf("CancelFileBatch() error = %v, want an *upstream.Error", err)
+	}
+	if statusErr.StatusCode != http.StatusNotFound {
+		t.Errorf("StatusCode = %d, want %d", statusErr.StatusCode, http.StatusNotFound)
+	}
+	if statusErr.Message != longMessage {
+		t.Errorf("Message has %d bytes, want the %d bytes sent", len(statusErr.Message), len(longMessage))
+	}
+	if meta.RequestID != longValue {
+		t.Errorf("RequestID has %d bytes, want the %d bytes sent", len(meta.RequestID), len(longValue))
 	}
 }
