@@ -151,18 +151,44 @@ func upstreamHTTPStatus(batch *upstream.FileBatch, err error) int {
 }
 
 // setResponseHeaders sends the forwarded upstream headers as response
-// header metadata with lower-case names, as gRPC requires.
+// header metadata with lower-case names, as gRPC requires. Outside a gRPC
+// call or the REST façade, such as in a direct call of the handler, there
+// is nobody to receive them, and it does nothing.
 func setResponseHeaders(ctx context.Context, h http.Header) {
-	if len(h) == 0 {
+	if len(h) == 0 || grpc.ServerTransportStreamFromContext(ctx) == nil {
 		return
 	}
 	md := make(metadata.MD, len(h))
 	for name, values := range h {
-		md[strings.ToLower(name)] = values
+		md[metadataKey(name)] = values
 	}
-	// SetHeader fails only outside a gRPC call, such as in a direct unit
-	// call, where there is nobody to receive headers.
+	// SetHeader fails only when the call has already sent its headers,
+	// which the handler never does before this point.
 	_ = grpc.SetHeader(ctx, md)
+}
+
+// metadataKeys maps the canonical names of the headers that the OpenAI API
+// sends with every answer to their lower-case metadata keys, which saves
+// converting them on each call.
+var metadataKeys = func() map[string]string {
+	keys := make(map[string]string)
+	for _, name := range []string{
+		"x-request-id", "openai-processing-ms", "openai-version",
+		"x-ratelimit-limit-requests", "x-ratelimit-limit-tokens",
+		"x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",
+		"x-ratelimit-reset-requests", "x-ratelimit-reset-tokens",
+	} {
+		keys[http.CanonicalHeaderKey(name)] = name
+	}
+	return keys
+}()
+
+// metadataKey returns the gRPC metadata key of an HTTP header name.
+func metadataKey(name string) string {
+	if key, ok := metadataKeys[name]; ok {
+		return key
+	}
+	return strings.ToLower(name)
 }
 
 var statusByName = map[string]filebatchv1.FileBatchStatus{
