@@ -116,7 +116,7 @@ func (s *Server) Start(addr string) error {
 	if addr == "" {
 		addr = DefaultAddr
 	}
-	if err := checkLoopback(addr); err != nil {
+	if err := CheckLoopback(addr); err != nil {
 		return fmt.Errorf("fakeupstream: listen on %q: %w", addr, err)
 	}
 	s.mu.Lock()
@@ -143,9 +143,11 @@ func (s *Server) Start(addr string) error {
 	return nil
 }
 
-// checkLoopback rejects an address whose host is not a loopback IP address
-// or "localhost", before anything listens on it.
-func checkLoopback(addr string) error {
+// CheckLoopback returns an error when the host of addr, a "host:port"
+// address, is not a loopback IP address or "localhost". The fake upstream
+// and the benchmark tools check every address with it before they listen
+// on it or send to it, so that no test traffic leaves the machine.
+func CheckLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err

@@ -118,3 +118,28 @@ func TestMountedOnHTTPTest(t *testing.T) {
 		t.Errorf("recorded %d requests, want 1", got)
 	}
 }
+
+func TestCheckLoopback(t *testing.T) {
+	tests := []struct {
+		addr string
+		ok   bool
+	}{
+		{addr: "127.0.0.1:0", ok: true},
+		{addr: "127.10.0.1:8081", ok: true},
+		{addr: "[::1]:8081", ok: true},
+		{addr: "localhost:8081", ok: true},
+		{addr: ":8081", ok: false},
+		{addr: "0.0.0.0:8081", ok: false},
+		{addr: "10.0.0.1:8081", ok: false},
+		{addr: "example.com:443", ok: false},
+		{addr: "127.0.0.1", ok: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			err := fakeupstream.CheckLoopback(tt.addr)
+			if (err == nil) != tt.ok {
+				t.Errorf("CheckLoopback(%q) = %v, want ok %t", tt.addr, err, tt.ok)
+			}
+		})
+	}
+}

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"example.com/filebatch/fakeupstream"
 )
 
 func main() {
@@ -50,10 +52,10 @@ func run(args []string, logger *slog.Logger) error {
 	if err != nil || target.Scheme != "http" || target.Host == "" {
 		return fmt.Errorf("invalid -upstream %q: want an http URL such as http://127.0.0.1:8081", *upstreamURL)
 	}
-	if err := checkLoopback(target.Host); err != nil {
+	if err := fakeupstream.CheckLoopback(target.Host); err != nil {
 		return fmt.Errorf("invalid -upstream %q: %w", *upstreamURL, err)
 	}
-	if err := checkLoopback(*addr); err != nil {
+	if err := fakeupstream.CheckLoopback(*addr); err != nil {
 		return fmt.Errorf("invalid -addr %q: %w", *addr, err)
 	}
 
@@ -116,19 +118,3 @@ func newBufferPool() *bufferPool {
 func (p *bufferPool) Get() []byte { return *p.pool.Get().(*[]byte) }
 
 func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
-
-// checkLoopback rejects a host:port whose host is not a loopback IP address
-// or localhost.
-func checkLoopback(hostport string) error {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return err
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("host %q is not a loopback IP address or localhost", host)
-	}
-	return nil
-}

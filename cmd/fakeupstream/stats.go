@@ -26,7 +26,7 @@ type statsResponse struct {
 // loopback IP address or localhost. The listener closes when ctx is done.
 // startStats returns the address that it listens on.
 func startStats(ctx context.Context, addr string, srv *fakeupstream.Server, logger *slog.Logger) (string, error) {
-	if err := checkLoopbackAddr(addr); err != nil {
+	if err := fakeupstream.CheckLoopback(addr); err != nil {
 		return "", fmt.Errorf("listen for stats on %q: %w", addr, err)
 	}
 	l, err := net.Listen("tcp", addr)
@@ -54,20 +54,4 @@ func startStats(ctx context.Context, addr string, srv *fakeupstream.Server, logg
 	}()
 	logger.Info("fake upstream stats listening", "stats_addr", l.Addr().String())
 	return l.Addr().String(), nil
-}
-
-// checkLoopbackAddr rejects an address whose host is not a loopback IP
-// address or localhost.
-func checkLoopbackAddr(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("host %q is not a loopback IP address or localhost", host)
-	}
-	return nil
 }
