@@ -641,14 +641,7 @@ func checkUpstreamRequestEnded(t *testing.T, fake *fakeupstream.Server) {
 	if len(requests) != 1 {
 		t.Errorf("fake.WaitRequests(1) returned %d requests, want 1", len(requests))
 	}
-	select {
-	case <-requests[0].Done():
-	case <-ctx.Done():
-		t.Fatalf("upstream request still open after %v", 10*time.Second)
-	}
-	if !requests[0].Canceled() {
-		t.Errorf("upstream request Canceled() = false, want true: the server should abandon it")
-	}
+	checkUpstreamCanceled(t, requests[0])
 }
 
 // TestServerConcurrencyCapRejects holds the only upstream slot and sends a
