@@ -204,11 +204,13 @@ func TestInvalidUpstreamAnswers(t *testing.T) {
 			wantMessage: []string{"upstream connection failed: connection reset by the upstream"},
 		},
 		{
-			name:        "no answer until the caller's deadline",
-			fault:       fakeupstream.Hang(),
-			deadline:    500 * time.Millisecond,
-			wantCode:    codes.DeadlineExceeded,
-			wantMessage: []string{"deadline"},
+			// The message is not checked: when the server's copy of the
+			// deadline fires first, the client reports the server's
+			// RST_STREAM rather than its own "context deadline exceeded".
+			name:     "no answer until the caller's deadline",
+			fault:    fakeupstream.Hang(),
+			deadline: 500 * time.Millisecond,
+			wantCode: codes.DeadlineExceeded,
 		},
 		{
 			name:        "no answer until the default timeout",
