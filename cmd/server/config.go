@@ -131,7 +131,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.int64Var(&cfg.maxResponseBytes, "max-response-bytes", "FILEBATCH_MAX_RESPONSE_BYTES", upstream.DefaultMaxResponseBytes,
 		"maximum size of an upstream response body, in bytes")
 	fs.intVar(&cfg.maxRequestBytes, "max-request-bytes", "FILEBATCH_MAX_REQUEST_BYTES", 64<<10,
-		"maximum size of an inbound gRPC message or HTTP body, in bytes")
+		"maximum size of an inbound gRPC message, gRPC metadata, HTTP header block or HTTP body, in bytes")
 	fs.stringVar(&cfg.tlsCert, "tls-cert", "FILEBATCH_TLS_CERT", "", "PEM certificate file; enables TLS on both listeners")
 	fs.stringVar(&cfg.tlsKey, "tls-key", "FILEBATCH_TLS_KEY", "", "PEM private key file for -tls-cert")
 	fs.stringVar(&cfg.tlsClientCA, "tls-client-ca", "FILEBATCH_TLS_CLIENT_CA", "",

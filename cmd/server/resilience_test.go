@@ -425,6 +425,17 @@ func TestServerMaxRequestBytes(t *testing.T) {
 	if _, err := client.CancelFileBatch(callContext(t), cancelRequest(fakeupstream.VectorStoreID, fakeupstream.BatchInProgress)); err != nil {
 		t.Errorf("CancelFileBatch after the oversized message: %v, want success", err)
 	}
+
+	// The same cap bounds the metadata. grpc-go clients read it from the
+	// server's HTTP/2 settings and refuse to send a larger header list.
+	ctx := metadata.AppendToOutgoingContext(callContext(t), "x-padding", strings.Repeat("p", 100<<10))
+	_, err = client.CancelFileBatch(ctx, cancelRequest(fakeupstream.VectorStoreID, fakeupstream.BatchInProgress))
+	if err == nil {
+		t.Error("CancelFileBatch with 100 KiB of metadata succeeded, want an error")
+	}
+	if n := len(fake.Requests()); n != 1 {
+		t.Errorf("upstream received %d requests, want only the valid call's", n)
+	}
 }
 
 // leakKey is a distinctive API key that must appear in nothing the server

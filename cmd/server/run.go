@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -45,6 +46,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, grpcListener, htt
 	grpcOptions := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unaryInterceptor(logger)),
 		grpc.MaxRecvMsgSize(cfg.maxRequestBytes),
+		grpc.MaxHeaderListSize(uint32(min(cfg.maxRequestBytes, math.MaxUint32))),
 	}
 	if tlsConfig != nil {
 		grpcOptions = append(grpcOptions, grpc.Creds(credentials.NewTLS(tlsConfig)))
