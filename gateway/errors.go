@@ -264,18 +264,25 @@ func routingError(r *http.Request, httpStatus int) apiError {
 	case http.StatusNotFound, http.StatusBadRequest:
 		return apiError{
 			status:  httpStatus,
-			message: "Invalid URL (" + r.Method + " " + r.URL.Path + ")",
+			message: "Invalid URL (" + r.Method + " " + quotedPath(r) + ")",
 			typ:     typeInvalidRequest,
 		}
 	case http.StatusMethodNotAllowed:
 		return apiError{
 			status:  httpStatus,
-			message: "Invalid method " + r.Method + " for URL " + r.URL.Path + ", which accepts only " + allowedMethods + ".",
+			message: "Invalid method " + r.Method + " for URL " + quotedPath(r) + ", which accepts only " + allowedMethods + ".",
 			typ:     typeInvalidRequest,
 		}
 	default:
 		return apiError{status: http.StatusInternalServerError, message: internalErrorMessage, typ: typeServer}
 	}
+}
+
+// quotedPath returns the request path for an error message as the client
+// sent it, escaped, so that the message shows no decoded "../", line
+// breaks or invisible characters. It is cut to maxLoggedPathBytes.
+func quotedPath(r *http.Request) string {
+	return truncate(r.URL.EscapedPath(), maxLoggedPathBytes)
 }
 
 // writeAPIError writes e with the forwarded headers of header, the service's

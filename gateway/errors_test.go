@@ -445,6 +445,13 @@ func TestRoutingErrors(t *testing.T) {
 			wantBody:   envelope("Invalid URL (POST "+cancelPath("vs_1", "b")+"/now)", "invalid_request_error", "", ""),
 		},
 		{
+			name: "escaped traversal and line break", method: http.MethodPost,
+			path:       "/v1/vector_stores/vs_1/file_batches/..%2F..%2Fx%0D%0A%E2%80%AE/cancel",
+			wantStatus: http.StatusNotFound,
+			wantBody: envelope("Invalid URL (POST /v1/vector_stores/vs_1/file_batches/..%2F..%2Fx%0D%0A%E2%80%AE/cancel)",
+				"invalid_request_error", "", ""),
+		},
+		{
 			name: "GET on the cancel path", method: http.MethodGet, path: cancelPath("vs_1", "b"),
 			wantStatus: http.StatusMethodNotAllowed,
 			wantBody:   envelope("Invalid method GET for URL "+cancelPath("vs_1", "b")+", which accepts only POST.", "invalid_request_error", "", ""),
