@@ -187,19 +187,42 @@ func (cfg config) validate() error {
 	return nil
 }
 
-// checkUpstreamURL rejects a plain http upstream on a host that is not
-// loopback, so the API key never crosses a network in clear text by
-// accident.
+// checkUpstreamURL rejects an upstream URL with userinfo, and a plain http
+// upstream on a host that is not loopback, so the API key never crosses a
+// network in clear text by accident. Its errors never show a password.
 func checkUpstreamURL(raw string, allowInsecure bool) error {
 	u, err := url.Parse(raw)
+	if err == nil && u.User != nil {
+		withoutUserinfo := *u
+		withoutUserinfo.User = nil
+		return fmt.Errorf("invalid -upstream-url: it contains a user name or password, which the server never sends, "+
+			"because every upstream request carries the API key as \"Authorization: Bearer\"; remove them, as in %q",
+			withoutUserinfo.String())
+	}
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("invalid -upstream-url %q: want an absolute https URL such as https://api.openai.com/v1", raw)
+		return fmt.Errorf("invalid -upstream-url %q: want an absolute https URL such as https://api.openai.com/v1", redactURL(raw))
 	}
 	if u.Scheme == "https" || allowInsecure || isLoopbackHost(u.Hostname()) {
 		return nil
 	}
 	return fmt.Errorf("insecure -upstream-url %q: the API key would be sent unencrypted; "+
 		"use https, or set -allow-insecure-upstream (env FILEBATCH_ALLOW_INSECURE_UPSTREAM=true) to allow it", raw)
+}
+
+// redactURL returns raw with the password of its userinfo replaced by
+// "xxxxx", as [url.URL.Redacted] does. Only a URL with a host has its
+// userinfo parsed: another value is returned only when it has no '@',
+// because it may still hold a password, as "user:secret@host/v1" does.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err == nil && u.Host != "":
+		return u.Redacted()
+	case strings.Contains(raw, "@"):
+		return "(not shown because it may contain a password)"
+	default:
+		return raw
+	}
 }
 
 func isLoopbackHost(host string) bool {

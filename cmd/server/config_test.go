@@ -47,6 +47,12 @@ func TestParseConfigUpstreamURL(t *testing.T) {
 		{name: "other scheme", args: []string{"-upstream-url", "ftp://example.com/v1"}, wantErr: "invalid -upstream-url"},
 		{name: "no host", args: []string{"-upstream-url", "https:///v1"}, wantErr: "invalid -upstream-url"},
 		{name: "unparsable", args: []string{"-upstream-url", "http://[::1/v1"}, wantErr: "invalid -upstream-url"},
+		{name: "user name and password", args: []string{"-upstream-url", "http://user:secret@127.0.0.1:8081/v1"},
+			wantErr: `contains a user name or password, which the server never sends`},
+		{name: "user name only", args: []string{"-upstream-url", "https://user@example.com/v1"},
+			wantErr: `remove them, as in "https://example.com/v1"`},
+		{name: "empty userinfo", args: []string{"-upstream-url", "https://@example.com/v1"},
+			wantErr: "contains a user name or password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +68,88 @@ func TestParseConfigUpstreamURL(t *testing.T) {
 				t.Errorf("parseConfig(%q) = %v, want an error containing %q", tt.args, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestParseConfigHidesUpstreamPassword(t *testing.T) {
+	const password = "pw-Zq8Rt3"
+	tests := []struct {
+		name string
+		url  string
+	}{
+		{name: "loopback", url: "http://user:" + password + "@127.0.0.1:8081/v1"},
+		{name: "insecure host", url: "http://user:" + password + "@example.com/v1"},
+		{name: "other scheme", url: "ftp://user:" + password + "@example.com/v1"},
+		{name: "no scheme", url: "user:" + password + "@example.com/v1"},
+		{name: "unparsable", url: "http://user:" + password + "@[::1/v1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig([]string{"-upstream-url", tt.url}, envOf())
+			if err == nil {
+				t.Fatalf("parseConfig(-upstream-url %s) = nil, want an error", tt.url)
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Errorf("parseConfig(-upstream-url %s) = %v, want an error without the password", tt.url, err)
+			}
+		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want string
+	}{
+		{raw: "https://api.openai.com/v1", want: "https://api.openai.com/v1"},
+		{raw: "http://user:secret@127.0.0.1:8081/v1", want: "http://user:xxxxx@127.0.0.1:8081/v1"},
+		{raw: "https://user@example.com/v1", want: "https://user@example.com/v1"},
+		{raw: "/v1", want: "/v1"},
+		{raw: "user:secret@example.com/v1", want: "(not shown because it may contain a password)"},
+		{raw: "http://user:secret@[::1/v1", want: "(not shown because it may contain a password)"},
+		{raw: "http://[::1/v1", want: "http://[::1/v1"},
+	}
+	for _, tt := range tests {
+		if got := redactURL(tt.raw); got != tt.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tt.raw, got, tt.want)
+		}
+	}
+}
+
+// userinfoURL returns the API root of fake with a user name and password.
+func userinfoURL(fake *fakeupstream.Server, password string) string {
+	return "http://user:" + password + "@" + fake.Addr() + "/v1"
+}
+
+// TestServerLogsUpstreamWithoutPassword runs a configuration that
+// parseConfig rejects, to check that the start line would not show the
+// password either.
+func TestServerLogsUpstreamWithoutPassword(t *testing.T) {
+	const password = "pw-Zq8Rt3"
+	fake := fakeupstream.NewTest(t, fakeupstream.Options{})
+	cfg, err := parseConfig([]string{"-upstream-url", fake.URL()}, envOf("OPENAI_API_KEY", fakeupstream.DefaultAPIKey))
+	if err != nil {
+		t.Fatalf("parseConfig: %v", err)
+	}
+	cfg.upstreamURL = userinfoURL(fake, password)
+	srv := startServerConfig(t, cfg)
+
+	// The call returns after the server started serving, so after it
+	// logged its start.
+	client, _ := dialServer(t, srv.grpcAddr)
+	if _, err := client.CancelFileBatch(callContext(t), cancelRequest(fakeupstream.VectorStoreID, fakeupstream.BatchInProgress)); err != nil {
+		t.Errorf("CancelFileBatch: %v, want success", err)
+	}
+	starts := logLines(t, srv.logs, "server started")
+	if len(starts) != 1 {
+		t.Fatalf("logged %d start lines, want 1", len(starts))
+	}
+	want := "http://user:xxxxx@" + fake.Addr() + "/v1"
+	if got := starts[0]["upstream"]; got != want {
+		t.Errorf("start line upstream = %v, want %q", got, want)
+	}
+	if strings.Contains(srv.logs.String(), password) {
+		t.Errorf("server log contains the password:\n%s", srv.logs.String())
 	}
 }
 

@@ -81,7 +81,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, grpcListener, htt
 	logger.Info("server started",
 		"grpc.addr", grpcListener.Addr().String(),
 		"http.addr", httpListener.Addr().String(),
-		"upstream", cfg.upstreamURL,
+		"upstream", redactURL(cfg.upstreamURL),
 		"credentials", cfg.credentialMode.String(),
 		"tls", tlsConfig != nil,
 		"version", version,

@@ -33,6 +33,13 @@ func startServer(t *testing.T, args []string, env ...string) testServer {
 	if err != nil {
 		t.Fatalf("parse config %q: %v", args, err)
 	}
+	return startServerConfig(t, cfg)
+}
+
+// startServerConfig runs the server with cfg as startServer does, without
+// the checks of parseConfig.
+func startServerConfig(t *testing.T, cfg config) testServer {
+	t.Helper()
 	grpcListener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen for gRPC: %v", err)
