@@ -228,6 +228,7 @@ func (c *Client) do(ctx context.Context, method, target string, creds Credential
 		return Meta{}, &ConnError{Err: unwrapURLError(err)}
 	}
 	defer resp.Body.Close()
+	redactHeader(resp.Header, creds.APIKey)
 
 	meta := Meta{RequestID: resp.Header.Get("X-Request-Id"), Header: forwardedHeaders(resp.Header)}
 	body, tooLarge, err := readBody(resp.Body, c.maxBody)

@@ -442,16 +442,41 @@ func TestServerMaxRequestBytes(t *testing.T) {
 // writes or returns.
 const leakKey = "sk-leakcheck-Q7vXw3Zb9Nc1Tr5K"
 
-// leakCase is one failing call of TestServerNeverLeaksKey.
+// leakedRequestID is the x-request-id of the leak cases whose upstream
+// echoes the key in that header, and redactedRequestID is what the server
+// must report in its place.
+const (
+	leakedRequestID   = "req_" + leakKey
+	redactedRequestID = "req_[redacted]"
+)
+
+// leakCase is one call of TestServerNeverLeaksKey.
 type leakCase struct {
 	name    string
 	faults  []fakeupstream.Fault
 	batchID string
 	// deadline, when set, is the call's deadline.
 	deadline time.Duration
+	// succeeds is set for a call that must succeed, because only the
+	// response's headers echo the key. Every other call must fail.
+	succeeds bool
 }
 
-func leakCases() []leakCase {
+// cancelledBatchJSON returns the JSON text of [fakeupstream.BatchInProgress]
+// after a cancel request. A fault sends it, because the fake rejects the
+// key of the leak tests.
+func cancelledBatchJSON(t *testing.T) string {
+	t.Helper()
+	batch := fakeupstream.DefaultBatches()[0]
+	batch.Status = fakeupstream.StatusCancelled
+	text, err := json.Marshal(batch)
+	if err != nil {
+		t.Fatalf("encode batch: %v", err)
+	}
+	return string(text)
+}
+
+func leakCases(t *testing.T) []leakCase {
 	echoBody := "<html><body><h1>502 Bad Gateway</h1><pre>Authorization: Bearer " + leakKey + "</pre></body></html>"
 	echoPage := fakeupstream.Fault{Status: http.StatusBadGateway, Body: []byte(echoBody), OmitStandardHeaders: true}.
 		WithHeader("Content-Type", "text/html")
@@ -459,6 +484,17 @@ func leakCases() []leakCase {
 		`"type":"invalid_request_error","param":"`+leakKey+`","code":"`+leakKey+`"}}`)
 	echo503 := fakeupstream.APIError(http.StatusServiceUnavailable, fakeupstream.TypeServerError, "",
 		"Overloaded while serving key "+leakKey+".")
+	// x-should-retry: false makes the 500 the last response, so its request
+	// id is the one reported.
+	echoID500 := fakeupstream.ServerError(http.StatusInternalServerError).
+		WithHeader("X-Request-Id", leakedRequestID).
+		WithHeader("X-Should-Retry", "false")
+	echoID503 := fakeupstream.ServerError(http.StatusServiceUnavailable).WithHeader("X-Request-Id", leakedRequestID)
+	echoHeaders200 := fakeupstream.JSON(http.StatusOK, cancelledBatchJSON(t)).
+		WithHeader("X-Request-Id", leakedRequestID).
+		WithHeader("X-Ratelimit-Remaining-Requests", "99 "+leakKey).
+		WithHeader("Openai-Processing-Ms", leakKey)
+	echoName200 := fakeupstream.JSON(http.StatusOK, cancelledBatchJSON(t)).WithHeader("X-Ratelimit-"+leakKey, "1")
 	return []leakCase{
 		{name: "upstream rejects the key"},
 		{name: "message echoes the key", faults: []fakeupstream.Fault{fakeupstream.APIError(http.StatusUnauthorized,
@@ -472,6 +508,39 @@ func leakCases() []leakCase {
 		{name: "reset mid-body", faults: []fakeupstream.Fault{fakeupstream.ResetMidBody(), fakeupstream.ResetMidBody()}},
 		{name: "timeout", faults: []fakeupstream.Fault{fakeupstream.Hang()}, deadline: 300 * time.Millisecond},
 		{name: "invalid batch ID", batchID: "../" + fakeupstream.BatchInProgress},
+		{name: "x-request-id echoes the key on 500", faults: []fakeupstream.Fault{echoID500}},
+		{name: "x-request-id echoes the key on 503, retried", faults: []fakeupstream.Fault{echoID503, echoID503}},
+		{name: "forwarded headers echo the key on 200", faults: []fakeupstream.Fault{echoHeaders200}, succeeds: true},
+		{name: "header name echoes the key on 200", faults: []fakeupstream.Fault{echoName200}, succeeds: true},
+	}
+}
+
+// checkNoKeyInHeader fails t when a name or a value of h contains key.
+// Names are compared in lower case, because gRPC metadata keys are lower
+// case and HTTP names are canonicalized.
+func checkNoKeyInHeader(t *testing.T, where string, h map[string][]string, key string) {
+	t.Helper()
+	for name, values := range h {
+		checkNoKey(t, where+" name", strings.ToLower(name), strings.ToLower(key))
+		for _, v := range values {
+			checkNoKey(t, where+" "+name, v, key)
+		}
+	}
+}
+
+// checkRedactedRequestIDs fails t unless the log has a retry line and a
+// call line whose request_id is redactedRequestID, so that the leak cases
+// did log the echoed request ids, with the key removed and the rest kept.
+func checkRedactedRequestIDs(t *testing.T, logs *syncBuffer) {
+	t.Helper()
+	for _, msg := range []string{"retrying upstream call", "grpc call"} {
+		found := false
+		for _, line := range logLines(t, logs, msg) {
+			found = found || line["request_id"] == redactedRequestID
+		}
+		if !found {
+			t.Errorf("no %q log line has request_id %q", msg, redactedRequestID)
+		}
 	}
 }
 
@@ -494,21 +563,16 @@ func checkStatusHasNoKey(t *testing.T, err error, header, trailer metadata.MD, k
 		t.Fatalf("marshal status: %v", marshalErr)
 	}
 	checkNoKey(t, "status details", string(detailsJSON), key)
-	for name, md := range map[string]metadata.MD{"header": header, "trailer": trailer} {
-		for k, values := range md {
-			for _, v := range values {
-				checkNoKey(t, "response "+name+" "+k, v, key)
-			}
-		}
-	}
+	checkNoKeyInHeader(t, "response header", header, key)
+	checkNoKeyInHeader(t, "response trailer", trailer, key)
 }
 
-// runLeakCases makes each failing call over gRPC and over the façade, with
+// runLeakCases makes each call over gRPC and over the façade, with
 // callerKey as the caller's bearer when it is not empty.
 func runLeakCases(t *testing.T, fake *fakeupstream.Server, srv testServer, callerKey, key string) {
 	t.Helper()
 	client, _ := dialServer(t, srv.grpcAddr)
-	for _, tc := range leakCases() {
+	for _, tc := range leakCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			batchID := tc.batchID
 			if batchID == "" {
@@ -529,7 +593,10 @@ func runLeakCases(t *testing.T, fake *fakeupstream.Server, srv testServer, calle
 			var header, trailer metadata.MD
 			_, err := client.CancelFileBatch(grpcCtx, cancelRequest(fakeupstream.VectorStoreID, batchID),
 				grpc.Header(&header), grpc.Trailer(&trailer))
-			if err == nil {
+			switch {
+			case tc.succeeds && err != nil:
+				t.Fatalf("CancelFileBatch = %v, want success", err)
+			case !tc.succeeds && err == nil:
 				t.Fatal("CancelFileBatch succeeded, want an error")
 			}
 			checkStatusHasNoKey(t, err, header, trailer, key)
@@ -548,15 +615,14 @@ func runLeakCases(t *testing.T, fake *fakeupstream.Server, srv testServer, calle
 				}
 				return // the client gave up, so there is no response to check
 			}
-			if resp.status == http.StatusOK {
+			switch {
+			case tc.succeeds && resp.status != http.StatusOK:
+				t.Errorf("façade status = %d (%s), want 200", resp.status, resp.body)
+			case !tc.succeeds && resp.status == http.StatusOK:
 				t.Errorf("façade status = 200, want an error")
 			}
 			checkNoKey(t, "façade body", string(resp.body), key)
-			for name, values := range resp.header {
-				for _, v := range values {
-					checkNoKey(t, "façade header "+name, v, key)
-				}
-			}
+			checkNoKeyInHeader(t, "façade header", resp.header, key)
 		})
 	}
 }
@@ -569,6 +635,7 @@ func TestServerNeverLeaksKey(t *testing.T) {
 		srv := startServer(t, []string{"-upstream-url", fake.URL(), "-max-retries", "1"}, "OPENAI_API_KEY", leakKey)
 		runLeakCases(t, fake, srv, "", leakKey)
 		checkNoKey(t, "server log", srv.logs.String(), leakKey)
+		checkRedactedRequestIDs(t, srv.logs)
 		// The key did reach the upstream, so the check above had
 		// something to find.
 		if requests := fake.Requests(); len(requests) == 0 || requests[0].Header.Get("Authorization") != "Bearer "+leakKey {
@@ -580,6 +647,7 @@ func TestServerNeverLeaksKey(t *testing.T) {
 		srv := startServer(t, []string{"-upstream-url", fake.URL(), "-max-retries", "1", "-credentials", "pass-through"})
 		runLeakCases(t, fake, srv, leakKey, leakKey)
 		checkNoKey(t, "server log", srv.logs.String(), leakKey)
+		checkRedactedRequestIDs(t, srv.logs)
 	})
 	t.Run("upstream refuses connections", func(t *testing.T) {
 		listener, err := net.Listen("tcp", "127.0.0.1:0")
