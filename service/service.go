@@ -151,9 +151,9 @@ func upstreamHTTPStatus(batch *upstream.FileBatch, err error) int {
 }
 
 // setResponseHeaders sends the forwarded upstream headers as response
-// header metadata with lower-case names, as gRPC requires. Outside a gRPC
-// call or the REST façade, such as in a direct call of the handler, there
-// is nobody to receive them, and it does nothing.
+// header metadata with lower-case names, as gRPC requires. It does nothing
+// outside a gRPC call or the REST façade, such as in a direct call of the
+// handler, where no stream can receive them.
 func setResponseHeaders(ctx context.Context, h http.Header) {
 	if len(h) == 0 || grpc.ServerTransportStreamFromContext(ctx) == nil {
 		return
