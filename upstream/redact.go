@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 )
@@ -30,4 +31,16 @@ func redactHeader(h http.Header, key string) {
 			}
 		}
 	}
+}
+
+// redactBody removes key from an error answer's body in place. It must run
+// before the body is decoded, cut to an excerpt or quoted, because each of
+// those can split or escape the key so that a later search misses it.
+func redactBody(body *bytes.Buffer, key string) {
+	if key == "" || !bytes.Contains(body.Bytes(), []byte(key)) {
+		return
+	}
+	redacted := bytes.ReplaceAll(body.Bytes(), []byte(key), []byte(redactedKey))
+	body.Reset()
+	body.Write(redacted)
 }

@@ -79,3 +79,64 @@ func checkMetaRedacted(t *testing.T, what string, meta upstream.Meta) {
 		}
 	}
 }
+
+// TestClientRedactsKeyInErrorBody answers error pages that echo the key
+// where the body excerpt cuts it, and in an OpenAI message, with keys that
+// quoting would escape, and checks that no part of the key remains in the
+// error's body excerpt or message.
+func TestClientRedactsKeyInErrorBody(t *testing.T) {
+	tests := []struct {
+		name string
+		key  string
+		body func(key string) string
+		html bool
+	}{
+		{
+			name: "HTML page cut inside the key",
+			key:  "sk-cut-" + strings.Repeat("K", 40),
+			body: func(key string) string { return "<pre>" + strings.Repeat("x", 490) + key + "</pre>" },
+			html: true,
+		},
+		{
+			name: "HTML page with a key that quoting escapes",
+			key:  `sk-ab\cd"ef`,
+			body: func(key string) string { return "<pre>Authorization: Bearer " + key + "</pre>" },
+			html: true,
+		},
+		{
+			name: "OpenAI message",
+			key:  "sk-msg-" + strings.Repeat("M", 20),
+			body: func(key string) string {
+				return `{"error":{"message":"Bad key ` + key + `.","type":"invalid_request_error"}}`
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.html {
+					w.Header().Set("Content-Type", "text/html")
+					w.WriteHeader(http.StatusBadGateway)
+					_, _ = w.Write([]byte(tt.body(tt.key)))
+					return
+				}
+				writeJSON(w, http.StatusBadRequest, tt.body(tt.key))
+			}))
+			t.Cleanup(srv.Close)
+			client := newClient(t, srv.URL+"/v1", upstream.Config{})
+
+			_, _, err := client.CancelFileBatch(t.Context(), "vs_1", "vsfb_1", upstream.Credentials{APIKey: tt.key})
+			var statusErr *upstream.Error
+			if !errors.As(err, &statusErr) {
+				t.Fatalf("CancelFileBatch() error = %v, want an *upstream.Error", err)
+			}
+			keyStart := tt.key[:8]
+			if strings.Contains(statusErr.Body, keyStart) {
+				t.Errorf("Body = %q, contains the start of the key %q", statusErr.Body, keyStart)
+			}
+			if strings.Contains(statusErr.Message, keyStart) {
+				t.Errorf("Message = %q, contains the start of the key %q", statusErr.Message, keyStart)
+			}
+		})
+	}
+}
