@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
@@ -47,6 +48,10 @@ import (
 // server read.
 const DefaultMaxRequestBytes = 64 << 10
 
+// DefaultBodyReadTimeout is the request body read timeout used when
+// [Options.BodyReadTimeout] is zero.
+const DefaultBodyReadTimeout = 10 * time.Second
+
 // Options configures the handler that [New] returns.
 type Options struct {
 	// Logger receives one line per request, at level Error when the status
@@ -60,6 +65,11 @@ type Options struct {
 	// gets a 413 response before the service is called. Zero means
 	// [DefaultMaxRequestBytes]. It must not be negative.
 	MaxRequestBytes int64
+	// BodyReadTimeout bounds the time to read a request body, so that a
+	// client cannot hold a connection open by sending its body slowly. A
+	// body not read in time gets a 400 response. Zero means
+	// [DefaultBodyReadTimeout].
+	BodyReadTimeout time.Duration
 }
 
 // New returns the HTTP handler of the façade for server, which serves
@@ -80,12 +90,15 @@ func New(server filebatchv1.FileBatchServiceServer, opts Options) (http.Handler,
 	if err := filebatchv1.RegisterFileBatchServiceHandlerServer(context.Background(), mux, server); err != nil {
 		return nil, fmt.Errorf("gateway: register FileBatchService: %w", err)
 	}
-	h := &handler{mux: mux, logger: opts.Logger, maxRequestBytes: opts.MaxRequestBytes}
+	h := &handler{mux: mux, logger: opts.Logger, maxRequestBytes: opts.MaxRequestBytes, bodyReadTimeout: opts.BodyReadTimeout}
 	if h.logger == nil {
 		h.logger = slog.Default()
 	}
 	if h.maxRequestBytes == 0 {
 		h.maxRequestBytes = DefaultMaxRequestBytes
+	}
+	if h.bodyReadTimeout <= 0 {
+		h.bodyReadTimeout = DefaultBodyReadTimeout
 	}
 	return h, nil
 }

@@ -34,6 +34,7 @@ type handler struct {
 	mux             *runtime.ServeMux
 	logger          *slog.Logger
 	maxRequestBytes int64
+	bodyReadTimeout time.Duration
 }
 
 // call is the state of one request: the response writer that records the
@@ -143,17 +144,27 @@ func (h *handler) discardBody(w http.ResponseWriter, c *call, r *http.Request) b
 	if r.Body == nil || r.Body == http.NoBody {
 		return true
 	}
+	// The deadline is lifted once the whole body is read, because the
+	// server's background read, which notices a client that hangs up during
+	// the upstream call, would otherwise end the request when it passes.
+	// After a failed read it stays, so that the server's own attempt to
+	// drain the rest of the body before it closes the connection is bounded
+	// too.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.bodyReadTimeout))
 	// w rather than c, because http.MaxBytesReader signals the server through
 	// the original writer to close the connection after an oversized body.
 	_, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, h.maxRequestBytes))
 	if err == nil {
+		_ = rc.SetReadDeadline(time.Time{})
 		return true
 	}
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		writeAPIError(c, h.tooLarge(), nil)
 		return false
 	}
-	// Usually the client hung up while sending, and the log shows 499.
+	// Usually the client hung up while sending, and the log shows 499, or
+	// the body did not arrive within bodyReadTimeout.
 	writeAPIError(c, apiError{
 		status:  http.StatusBadRequest,
 		message: "The request body could not be read.",
