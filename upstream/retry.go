@@ -15,8 +15,9 @@ import (
 // A failure is retried when no answer arrived ([*ConnError]), when the
 // upstream sent x-should-retry: true, or when the status is 408, 409, 429 or
 // 5xx, unless the upstream sent x-should-retry: false. A 429 with the error
-// code insufficient_quota is never retried, because waiting does not restore
-// the quota.
+// code insufficient_quota is not retried, because waiting does not restore
+// the quota, unless the upstream sent x-should-retry: true, which always
+// wins, as in the OpenAI Node SDK (openai 6.49.0, shouldRetry).
 //
 // The wait comes from retry-after-ms, else from Retry-After (seconds or an
 // HTTP date), else from exponential backoff with jitter. The client gives up
