@@ -110,6 +110,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.stringVar(&cfg.grpcAddr, "grpc-addr", "FILEBATCH_GRPC_ADDR", ":50051", "address of the gRPC listener")
 	fs.stringVar(&cfg.httpAddr, "http-addr", "FILEBATCH_HTTP_ADDR", ":8080", "address of the REST façade listener")
 	fs.stringVar(&cfg.upstreamURL, "upstream-url", "OPENAI_BASE_URL", "https://api.openai.com/v1", "root URL of the OpenAI API")
+	// The usage text shows a default taken from OPENAI_BASE_URL, which may
+	// hold a password that the start-up check then rejects.
+	if f := fs.Lookup("upstream-url"); f != nil {
+		f.DefValue = redactURL(f.DefValue)
+	}
 	fs.boolVar(&cfg.allowInsecureUpstream, "allow-insecure-upstream", "FILEBATCH_ALLOW_INSECURE_UPSTREAM", false,
 		"allow a plain http upstream URL on a host that is not loopback")
 	fs.stringVar(&cfg.organization, "organization", "OPENAI_ORG_ID", "", "OpenAI organization ID sent with the server's key")

@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -378,6 +382,29 @@ func TestMissingAPIKey(t *testing.T) {
 				t.Errorf("logged %d warnings containing %q, want warning %v:\n%s", warnings, warning, tt.wantWarning, srv.logs.String())
 			}
 
+		})
+	}
+}
+
+// TestUsageHidesUpstreamPassword runs the binary with -h and with an
+// invalid flag while OPENAI_BASE_URL holds a password, since the usage text
+// shows each flag's default, which comes from that variable.
+func TestUsageHidesUpstreamPassword(t *testing.T) {
+	const password = "pw-Usage7Kd"
+	binary := buildServer(t)
+	for _, arg := range []string{"-h", "-no-such-flag"} {
+		t.Run(arg, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, arg)
+			cmd.Env = append(os.Environ(), "OPENAI_BASE_URL=https://user:"+password+"@127.0.0.1/v1")
+			output, _ := cmd.CombinedOutput()
+			if !strings.Contains(string(output), "-upstream-url") {
+				t.Fatalf("%s output has no usage text:\n%s", arg, output)
+			}
+			if strings.Contains(string(output), password) {
+				t.Errorf("%s output contains the password:\n%s", arg, output)
+			}
 		})
 	}
 }
