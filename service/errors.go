@@ -346,8 +346,5 @@ func withDetails(st *status.Status, details ...proto.Message) error {
 // redact removes secret from s. Upstream texts can quote the request's
 // headers, and the API key must never reach a caller or a log.
 func redact(s, secret string) string {
-	if secret == "" || !strings.Contains(s, secret) {
-		return s
-	}
-	return strings.ReplaceAll(s, secret, "[redacted]")
+	return upstream.RedactKey(s, secret)
 }

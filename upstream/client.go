@@ -241,7 +241,7 @@ func (c *Client) do(ctx context.Context, method, target string, creds Credential
 	defer putBuffer(body)
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		redactBody(body, creds.APIKey)
+		redactBody(body, creds.APIKey, tooLarge)
 		return meta, newStatusError(resp, meta, body.Bytes(), tooLarge)
 	}
 	if err := decodeBatch(resp.Header.Get("Content-Type"), body.Bytes(), tooLarge, c.maxBody, out); err != nil {

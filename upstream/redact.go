@@ -2,7 +2,10 @@ package upstream
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -33,14 +36,70 @@ func redactHeader(h http.Header, key string) {
 	}
 }
 
+// RedactKey returns s with key replaced by "[redacted]", both as written
+// and in the escaped forms that Go's %q and JSON give a key holding quotes,
+// backslashes or control characters, since error texts often quote what
+// they report. An empty key changes nothing.
+//
+// NOTE: other encodings of the key, such as JSON's \u0073 for "s", or a
+// key split across fields, are not found.
+func RedactKey(s, key string) string {
+	if key == "" {
+		return s
+	}
+	for _, form := range keyForms(key) {
+		if strings.Contains(s, form) {
+			s = strings.ReplaceAll(s, form, redactedKey)
+		}
+	}
+	return s
+}
+
+// keyForms returns key and its distinct escaped forms, without quotes.
+func keyForms(key string) []string {
+	forms := []string{key}
+	quoted := strconv.Quote(key)
+	forms = appendNew(forms, quoted[1:len(quoted)-1])
+	if encoded, err := json.Marshal(key); err == nil {
+		forms = appendNew(forms, string(encoded[1:len(encoded)-1]))
+	}
+	return forms
+}
+
+func appendNew(forms []string, form string) []string {
+	if slices.Contains(forms, form) {
+		return forms
+	}
+	return append(forms, form)
+}
+
+// minCutKeyPrefix is the shortest start of a key at the end of a cut body
+// that redactBody removes. A shorter one, such as "sk-", reveals nothing of
+// the key.
+const minCutKeyPrefix = 4
+
 // redactBody removes key from an error answer's body in place. It must run
 // before the body is decoded, cut to an excerpt or quoted, because each of
-// those can split or escape the key so that a later search misses it.
-func redactBody(body *bytes.Buffer, key string) {
-	if key == "" || !bytes.Contains(body.Bytes(), []byte(key)) {
+// those can split or escape the key so that a later search misses it. When
+// cut reports that the response cap cut the body short, a start of the key
+// at its end is removed too.
+func redactBody(body *bytes.Buffer, key string, cut bool) {
+	if key == "" {
 		return
 	}
-	redacted := bytes.ReplaceAll(body.Bytes(), []byte(key), []byte(redactedKey))
+	text := body.String()
+	redacted := RedactKey(text, key)
+	if cut {
+		for n := len(key) - 1; n >= minCutKeyPrefix; n-- {
+			if strings.HasSuffix(redacted, key[:n]) {
+				redacted = redacted[:len(redacted)-n] + redactedKey
+				break
+			}
+		}
+	}
+	if redacted == text {
+		return
+	}
 	body.Reset()
-	body.Write(redacted)
+	body.WriteString(redacted)
 }

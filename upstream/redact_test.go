@@ -1,9 +1,11 @@
 package upstream_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -86,10 +88,12 @@ func checkMetaRedacted(t *testing.T, what string, meta upstream.Meta) {
 // error's body excerpt or message.
 func TestClientRedactsKeyInErrorBody(t *testing.T) {
 	tests := []struct {
-		name string
-		key  string
-		body func(key string) string
-		html bool
+		name     string
+		key      string
+		body     func(key string) string
+		html     bool
+		status   int   // when not 0, the body is sent as JSON with this status
+		maxBytes int64 // Config.MaxResponseBytes
 	}{
 		{
 			name: "HTML page cut inside the key",
@@ -104,6 +108,22 @@ func TestClientRedactsKeyInErrorBody(t *testing.T) {
 			html: true,
 		},
 		{
+			name: "JSON body that escapes the key",
+			key:  `sk-te"st\UNIQUE456xyz`,
+			body: func(key string) string {
+				encoded, _ := json.Marshal(key)
+				return `{"detail":` + string(encoded) + `}`
+			},
+			status: http.StatusUnauthorized,
+		},
+		{
+			name:     "body cut by the response cap inside the key",
+			key:      "sk-cap-" + strings.Repeat("C", 30),
+			body:     func(key string) string { return strings.Repeat("a", 90) + key },
+			html:     true,
+			maxBytes: 100,
+		},
+		{
 			name: "OpenAI message",
 			key:  "sk-msg-" + strings.Repeat("M", 20),
 			body: func(key string) string {
@@ -114,6 +134,12 @@ func TestClientRedactsKeyInErrorBody(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.status != 0 {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(tt.status)
+					_, _ = w.Write([]byte(tt.body(tt.key)))
+					return
+				}
 				if tt.html {
 					w.Header().Set("Content-Type", "text/html")
 					w.WriteHeader(http.StatusBadGateway)
@@ -123,19 +149,51 @@ func TestClientRedactsKeyInErrorBody(t *testing.T) {
 				writeJSON(w, http.StatusBadRequest, tt.body(tt.key))
 			}))
 			t.Cleanup(srv.Close)
-			client := newClient(t, srv.URL+"/v1", upstream.Config{})
+			client := newClient(t, srv.URL+"/v1", upstream.Config{MaxResponseBytes: tt.maxBytes})
 
 			_, _, err := client.CancelFileBatch(t.Context(), "vs_1", "vsfb_1", upstream.Credentials{APIKey: tt.key})
 			var statusErr *upstream.Error
 			if !errors.As(err, &statusErr) {
 				t.Fatalf("CancelFileBatch() error = %v, want an *upstream.Error", err)
 			}
-			keyStart := tt.key[:8]
-			if strings.Contains(statusErr.Body, keyStart) {
-				t.Errorf("Body = %q, contains the start of the key %q", statusErr.Body, keyStart)
+			for _, keyStart := range keyStarts(tt.key) {
+				if strings.Contains(statusErr.Body, keyStart) {
+					t.Errorf("Body = %q, contains the start of the key %q", statusErr.Body, keyStart)
+				}
+				if strings.Contains(statusErr.Message, keyStart) {
+					t.Errorf("Message = %q, contains the start of the key %q", statusErr.Message, keyStart)
+				}
 			}
-			if strings.Contains(statusErr.Message, keyStart) {
-				t.Errorf("Message = %q, contains the start of the key %q", statusErr.Message, keyStart)
+		})
+	}
+}
+
+// keyStarts returns the first 6 bytes of key as written, as Go's %q
+// escapes it and as JSON escapes it.
+func keyStarts(key string) []string {
+	quoted := strconv.Quote(key)
+	encoded, _ := json.Marshal(key)
+	return []string{key[:6], quoted[1:7], string(encoded[1:7])}
+}
+
+func TestRedactKey(t *testing.T) {
+	const key = `sk-a"b\c`
+	tests := []struct {
+		name string
+		s    string
+		key  string
+		want string
+	}{
+		{name: "as written", s: "Bearer " + key + ".", key: key, want: "Bearer [redacted]."},
+		{name: "quoted by %q", s: strconv.Quote("Bearer " + key), key: key, want: `"Bearer [redacted]"`},
+		{name: "escaped by JSON", s: `{"k":"sk-a\"b\\c"}`, key: key, want: `{"k":"[redacted]"}`},
+		{name: "absent", s: "no key here", key: key, want: "no key here"},
+		{name: "empty key", s: "Bearer ", key: "", want: "Bearer "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := upstream.RedactKey(tt.s, tt.key); got != tt.want {
+				t.Errorf("RedactKey(%q, %q) = %q, want %q", tt.s, tt.key, got, tt.want)
 			}
 		})
 	}
