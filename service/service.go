@@ -168,7 +168,7 @@ func setResponseHeaders(ctx context.Context, h http.Header) {
 }
 
 // metadataKeys maps the canonical names of the headers that the OpenAI API
-// sends with every answer to their lower-case metadata keys, which saves
+// sends with every response to their lower-case metadata keys, which saves
 // converting them on each call.
 var metadataKeys = func() map[string]string {
 	keys := make(map[string]string)

@@ -12,8 +12,8 @@ import (
 // instead of hanging the driver.
 const callTimeout = 30 * time.Second
 
-// result is what closed-loop rounds of one path at one concurrency
-// measured, added up over the rounds.
+// result is the measurement of one path at one concurrency level, summed
+// over its closed-loop rounds.
 type result struct {
 	calls     int64
 	errors    int64
